@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { check } from './check.js'
+
+const USAGE = `Usage:
+  fastify-http-pools check FILE
+  fastify-http-pools serve [--config FILE] [--origin URL] [--port N] [--route PREFIX=POOL[@UPSTREAM]]...`
+
+const io = { out: (l: string) => process.stdout.write(l + '\n'), err: (l: string) => process.stderr.write(l + '\n') }
+
+async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === 'check' && rest.length === 1) return await check(rest[0]!, io)
+  io.err(USAGE)
+  return 2
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+  io.err(err.message)
+  process.exitCode = 1
+})
