@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { dirname, resolve } from 'node:path'
+import { ConfigError } from './lib/config/errors.js'
+import { loadConfigFile } from './lib/config/load.js'
+import { parseConfig, type ParsedConfig } from './lib/config/parse.js'
+import { decorateFrom } from './lib/forward/reply-from.js'
+import { trackRoutePools } from './lib/forward/routes.js'
+import { PoolRegistry } from './lib/registry/registry.js'
+import './types/augment.js'
+
+export interface FastifyHttpPoolsOptions {
+  /** Path of an http-connection-pool.cfg.xml file. */
+  config?: string
+  /** Inline XML, instead of `config`. */
+  xml?: string
+  /** Where keystore and truststore names resolve; default: the config file's folder, else the working directory. */
+  configRoot?: string
+  /** The origin service: reply-from's `base`. */
+  origin?: string
+  /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, retries). */
+  replyFrom?: Record<string, unknown>
+}
+
+// With neither `config` nor `xml`: one pool, `default`, with every default.
+const DEFAULT_XML = '<http-connection-pools xmlns="http://docs.openrepose.org/repose/http-connection-pool/v1.0"><pool id="default" default="true"/></http-connection-pools>'
+
+async function loadConfig (opts: FastifyHttpPoolsOptions): Promise<ParsedConfig> {
+  if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
+  if (opts.config !== undefined) return await loadConfigFile(opts.config, opts.configRoot ?? dirname(resolve(opts.config)))
+  return parseConfig(opts.xml ?? DEFAULT_XML, { configRoot: opts.configRoot ?? process.cwd() })
+}
+
+async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
+  const registry = new PoolRegistry(await loadConfig(opts), fastify.log)
+  fastify.decorate('pools', registry)
+  trackRoutePools(fastify, (id) => registry.has(id), () => registry.ids)
+  decorateFrom(fastify, {
+    ...(opts.origin !== undefined ? { origin: opts.origin } : {}),
+    ...(opts.replyFrom !== undefined ? { replyFrom: opts.replyFrom } : {}),
+    dispatcherFor: (pool) => registry.dispatcherFor(pool)
+  })
+  fastify.addHook('onClose', async () => { await registry.close() })
+}
+
+const plugin = fp(fastifyHttpPools, { fastify: '5.x', name: 'fastify-http-pools' })
+
+export default plugin
+export { plugin as fastifyHttpPools, parseConfig, ConfigError }
+export type { ConfigProblem } from './lib/config/errors.js'
+export type { PoolSettings, Header } from './lib/config/schema.js'
+export type { ParsedConfig, ParseOptions } from './lib/config/parse.js'
+export type { HttpClient, RequestOptions } from './lib/client/http-client.js'
+export type { PoolRegistry, RegistryStats } from './lib/registry/registry.js'

@@ -1,0 +1,36 @@
+/** The error a gateway client gets when the upstream gave no usable response. */
+export class UpstreamError extends Error {
+  constructor (readonly statusCode: 502 | 503 | 504, readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UpstreamError'
+  }
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
+const SOCKET_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
+
+function rootCause (err: unknown): { code?: string, message?: string } {
+  let e = err as { code?: string, message?: string, cause?: unknown } | undefined
+  // reply-from wraps the undici error; the cause says what happened on the wire.
+  while (e?.cause !== undefined && (e.code === undefined || e.code.startsWith('FST_REPLY_FROM'))) e = e.cause as typeof e
+  return e ?? {}
+}
+
+/** SPEC "Forwarding errors": 502 when the upstream failed, 504 when it was too slow, 503 when the pool shed the request. */
+export function toUpstreamError (err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  const cause = rootCause(err)
+  const code = cause.code ?? ''
+  const detail = cause.message ?? String(err)
+  if (UNREACHABLE.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', `upstream unreachable: ${detail}`, { cause })
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', `upstream connect timeout: ${detail}`, { cause })
+  if (SOCKET_TIMEOUT.has(code)) return new UpstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', `upstream socket timeout: ${detail}`, { cause })
+  if (RESET.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', `upstream closed the connection: ${detail}`, { cause })
+  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_')) return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', `invalid upstream response: ${detail}`, { cause })
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', `upstream TLS failure: ${detail}`, { cause })
+  }
+  return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', `upstream failure: ${detail}`, { cause })
+}

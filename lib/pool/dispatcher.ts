@@ -1,0 +1,121 @@
+import type { Socket } from 'node:net'
+import { Agent, buildConnector, Client, Dispatcher, Pool } from 'undici'
+import type { PoolSettings } from '../config/schema.js'
+import { ConnectionBudget, type Connector } from './budget.js'
+import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
+import { ExchangeHandler, type ExchangeCounters } from './exchange.js'
+import { StaticHeaders } from './static-headers.js'
+
+export interface PoolStats {
+  connected: number
+  free: number
+  pending: number
+  queued: number
+  running: number
+  size: number
+}
+
+/** Extra connect options (TLS material, proxy) supplied by other layers. */
+export interface DispatcherOptions {
+  connect?: Record<string, unknown>
+}
+
+/**
+ * One pool's undici dispatcher: an Agent whose per-origin Pools hold
+ * single-socket Clients, so that every socket passes through the pool's
+ * connection budget, socket options and limits.
+ */
+export class PoolDispatcher extends Dispatcher {
+  readonly budget: ConnectionBudget
+  readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
+  private readonly agent: Agent
+  // undici's Agent forgets an origin's Pool while its sockets may still be
+  // open; stats() must count them until they are gone.
+  private readonly pools = new Set<Pool>()
+  private readonly headers: StaticHeaders | undefined
+  private readonly reset: boolean
+  private readonly maxCount: number
+  private readonly maxLine: number
+
+  constructor (readonly settings: PoolSettings, options: DispatcherOptions = {}) {
+    super()
+    const budget = new ConnectionBudget(settings['http.conn-manager.max-total'])
+    const base = buildConnector({ ...connectorOptions(settings), ...options.connect } as buildConnector.BuildOptions) as unknown as Connector
+    const noDelay = settings['http.tcp.nodelay']
+    const onSocket = (socket: Socket): void => { socket.setNoDelay(noDelay) }
+    const clientOpts = clientOptions(settings)
+    const newClient = (origin: URL, opts: object): Client => {
+      const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, base, onSocket) as never })
+      // With one socket per client, 'drain' means the socket just became idle.
+      client.on('drain', () => budget.poke())
+      return client
+    }
+    this.agent = new Agent({
+      factory: (origin) => {
+        const pool = new Pool(origin, {
+          ...clientOpts,
+          connections: settings['http.conn-manager.max-per-route'],
+          connect: base as never,
+          factory: newClient as never
+        })
+        this.pools.add(pool)
+        return pool
+      }
+    })
+    this.budget = budget
+    this.headers = settings.headers.length > 0 ? new StaticHeaders(settings.headers) : undefined
+    this.reset = closesEachRequest(settings)
+    this.maxCount = settings['http.connection.max-header-count']
+    this.maxLine = settings['http.connection.max-line-length']
+  }
+
+  override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.headers !== undefined || this.reset) {
+      opts = { ...opts }
+      if (this.headers !== undefined) opts.headers = this.headers.apply(opts.headers as never)
+      if (this.reset) opts.reset = true
+    }
+    return this.agent.dispatch(opts, new ExchangeHandler(handler, this.maxCount, this.maxLine, this.counters) as never)
+  }
+
+  /** Lets in-flight requests finish, then closes every socket. */
+  override close (): Promise<void>
+  override close (callback: () => void): void
+  override close (callback?: () => void): Promise<void> | void {
+    const done = this.agent.close().then(() => this.budget.close())
+    if (callback === undefined) return done
+    done.then(callback, callback)
+  }
+
+  override destroy (): Promise<void>
+  override destroy (err: Error | null): Promise<void>
+  override destroy (callback: () => void): void
+  override destroy (err: Error | null, callback: () => void): void
+  override destroy (errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback
+    this.budget.close()
+    const done = this.agent.destroy(err)
+    if (cb === undefined) return done
+    done.then(cb, cb)
+  }
+
+  /** undici's pool counters, summed over the origins of this pool. */
+  get stats (): PoolStats {
+    const sum: PoolStats = { connected: 0, free: 0, pending: 0, queued: 0, running: 0, size: 0 }
+    for (const pool of this.pools) {
+      if (pool.destroyed || (pool.closed && pool.stats.size === 0 && pool.stats.connected === 0)) {
+        this.pools.delete(pool)
+        continue
+      }
+      const s = pool.stats
+      sum.connected += s.connected
+      sum.free += s.free
+      sum.pending += s.pending
+      sum.queued += s.queued
+      sum.running += s.running
+      sum.size += s.size
+    }
+    return sum
+  }
+}
