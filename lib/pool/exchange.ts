@@ -60,6 +60,7 @@ export class ExchangeHandler implements Handler {
     this.counters.errors++
     this.inner.onError!(err)
   }
+
   onUpgrade (statusCode: number, headers: Buffer[] | string[] | null, socket: import('node:stream').Duplex): void {
     this.inner.onUpgrade?.(statusCode, headers, socket)
   }

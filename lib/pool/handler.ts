@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 // undici exports no way to adapt a handler of the new shape (onRequestStart…)
 // to the one its clients call (onConnect, onHeaders…); its own adapter is used.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const UnwrapHandler = require('undici/lib/handler/unwrap-handler.js') as { unwrap: (h: object) => Handler }
 
 /** The handler shape undici's clients call, with raw header buffers. */
