@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { check } from './check.js'
+import { parseServeArgs, serve } from './serve.js'
 
 const USAGE = `Usage:
   fastify-http-pools check FILE
@@ -10,6 +11,13 @@ const io = { out: (l: string) => process.stdout.write(l + '\n'), err: (l: string
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === 'check' && rest.length === 1) return await check(rest[0]!, io)
+  if (command === 'serve') {
+    const { app } = await serve(parseServeArgs(rest))
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => { app.close().then(() => { process.exitCode = 0 }, () => { process.exitCode = 1 }) })
+    }
+    return 0
+  }
   io.err(USAGE)
   return 2
 }
