@@ -27,7 +27,7 @@ export class ConnectionBudget {
   connector (client: () => Client, base: Connector, onSocket: (socket: Socket) => void): Connector {
     return (options, callback) => {
       const start = (slot: Slot): void => {
-        if (slot.client.destroyed) {
+        if (this.closed || slot.client.destroyed) {
           this.release(slot)
           callback(new errors.ClientDestroyedError(), null)
           return
