@@ -1,8 +1,11 @@
 import type { Socket } from 'node:net'
+import type { ConnectionOptions } from 'node:tls'
 import { Agent, buildConnector, Client, Dispatcher, Pool } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import { ConnectionBudget, type Connector } from './budget.js'
+import { parseProxy } from '../config/values.js'
 import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
+import { HttpProxy } from './proxy.js'
 import { ExchangeHandler, type ExchangeCounters } from './exchange.js'
 import { StaticHeaders } from './static-headers.js'
 
@@ -15,9 +18,9 @@ export interface PoolStats {
   size: number
 }
 
-/** Extra connect options (TLS material, proxy) supplied by other layers. */
+/** TLS options for upstream connections (client certificate, trusted CAs, verification), from the TLS layer. */
 export interface DispatcherOptions {
-  connect?: Record<string, unknown>
+  tls?: ConnectionOptions
 }
 
 /**
@@ -33,6 +36,7 @@ export class PoolDispatcher extends Dispatcher {
   // open; stats() must count them until they are gone.
   private readonly pools = new Set<Pool>()
   private readonly headers: StaticHeaders | undefined
+  private readonly proxy: HttpProxy | undefined
   private readonly reset: boolean
   private readonly maxCount: number
   private readonly maxLine: number
@@ -40,7 +44,16 @@ export class PoolDispatcher extends Dispatcher {
   constructor (readonly settings: PoolSettings, options: DispatcherOptions = {}) {
     super()
     const budget = new ConnectionBudget(settings['http.conn-manager.max-total'])
-    const base = buildConnector({ ...connectorOptions(settings), ...options.connect } as buildConnector.BuildOptions) as unknown as Connector
+    const connectOpts = connectorOptions(settings)
+    const proxyValue = settings['http.route.default-proxy']
+    const proxyTarget = proxyValue === null ? undefined : parseProxy(proxyValue)
+    this.proxy = proxyTarget?.ok ? new HttpProxy(proxyTarget.value) : undefined
+    let base = buildConnector({ ...connectOpts, ...options.tls } as buildConnector.BuildOptions) as unknown as Connector
+    if (this.proxy) {
+      const toProxy = buildConnector(connectOpts as buildConnector.BuildOptions) as unknown as Connector
+      const alpn = settings.http2 ? ['h2', 'http/1.1'] : ['http/1.1']
+      base = this.proxy.connector(toProxy, { ...options.tls, ALPNProtocols: alpn }, settings['http.connection.timeout'])
+    }
     const noDelay = settings['http.tcp.nodelay']
     const onSocket = (socket: Socket): void => { socket.setNoDelay(noDelay) }
     const clientOpts = clientOptions(settings)
@@ -70,6 +83,7 @@ export class PoolDispatcher extends Dispatcher {
   }
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.proxy !== undefined) opts = this.proxy.route(opts)
     if (this.headers !== undefined || this.reset) {
       opts = { ...opts }
       if (this.headers !== undefined) opts.headers = this.headers.apply(opts.headers as never)

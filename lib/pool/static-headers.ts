@@ -1,6 +1,6 @@
 import type { Header } from '../config/schema.js'
 
-type Headers = Record<string, string | string[] | undefined> | string[] | Iterable<[string, string | string[] | undefined]> | null | undefined
+export type Headers = Record<string, string | string[] | undefined> | string[] | Iterable<[string, string | string[] | undefined]> | null | undefined
 
 /**
  * The pool's `<headers>` replace any header of the same name that the request
@@ -20,25 +20,34 @@ export class StaticHeaders {
     this.names = new Set(Object.keys(this.values))
   }
 
-  apply (headers: Headers): Record<string, string | string[] | undefined> {
-    const out: Record<string, string | string[] | undefined> = {}
-    if (Array.isArray(headers) && typeof headers[0] !== 'object') {
-      const flat = headers as string[]
-      for (let i = 0; i < flat.length; i += 2) this.copy(out, flat[i]!, flat[i + 1])
-    } else if (headers != null && typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) this.copy(out, k, v)
-    } else if (headers != null) {
-      const obj = headers as Record<string, string | string[] | undefined>
-      for (const k in obj) this.copy(out, k, obj[k])
-    }
-    return Object.assign(out, this.values)
+  apply (headers: Headers): HeaderRecord {
+    return mergeHeaders(headers, this.values, this.names)
   }
+}
 
-  private copy (out: Record<string, string | string[] | undefined>, name: string, value: string | string[] | undefined): void {
+type HeaderRecord = Record<string, string | string[] | undefined>
+
+/**
+ * Request headers in any form undici takes (object, flat array, pairs) as one
+ * lower-cased object, with `extra` replacing headers of the same name.
+ */
+export function mergeHeaders (headers: Headers, extra: Record<string, string | string[]>, names: Set<string> = new Set(Object.keys(extra))): HeaderRecord {
+  const out: HeaderRecord = {}
+  const copy = (name: string, value: string | string[] | undefined): void => {
     const key = name.toLowerCase()
-    if (this.names.has(key)) return
+    if (names.has(key)) return
     const prev = out[key]
     if (prev === undefined || value === undefined) out[key] = value
     else out[key] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(value) ? value : [value])]
   }
+  if (Array.isArray(headers) && typeof headers[0] !== 'object') {
+    const flat = headers as string[]
+    for (let i = 0; i < flat.length; i += 2) copy(flat[i]!, flat[i + 1])
+  } else if (headers != null && typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) copy(k, v)
+  } else if (headers != null) {
+    const obj = headers as HeaderRecord
+    for (const k in obj) copy(k, obj[k])
+  }
+  return Object.assign(out, extra)
 }
