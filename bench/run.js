@@ -1,0 +1,486 @@
+'use strict'
+// npm run bench: nginx as the upstream, each case of bench/cases.js as a
+// Fastify server in its own process, wrk as the load. Alternated rounds, every
+// case once per round in a rotated order; medians and per-round ratios against
+// each case's baseline. See BENCHMARKS.md.
+//
+// Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
+// BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of the
+// uncounted first run against each case, default 1), BENCH_CASES
+// (comma-separated names, default all; a case's baseline is added when missing).
+
+const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const http = require('node:http')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { cases: ALL_CASES } = require('./cases.js')
+
+const RESULTS = path.join(__dirname, 'results.json')
+const SERVER = path.join(__dirname, 'server.js')
+const START_TIMEOUT = 15000
+const BODY = 'hello world'
+
+class BenchError extends Error {}
+
+// ---------------------------------------------------------------- settings
+
+function positiveInt (name, fallback) {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1) throw new BenchError(`${name}="${raw}" is not a positive integer`)
+  return n
+}
+
+function selectCases () {
+  const raw = process.env.BENCH_CASES
+  if (raw === undefined || raw.trim() === '') return ALL_CASES
+  const wanted = new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))
+  for (const name of wanted) {
+    if (!ALL_CASES.some((c) => c.name === name)) {
+      throw new BenchError(`BENCH_CASES: no case "${name}" (cases: ${ALL_CASES.map((c) => c.name).join(', ')})`)
+    }
+  }
+  // A case's ratios need its baseline in the same rounds.
+  let added = true
+  while (added) {
+    added = false
+    for (const c of ALL_CASES) {
+      if (wanted.has(c.name) && c.baseline && !wanted.has(c.baseline)) {
+        wanted.add(c.baseline)
+        added = true
+      }
+    }
+  }
+  return ALL_CASES.filter((c) => wanted.has(c.name))
+}
+
+// ---------------------------------------------------------------- tools and machine
+
+function findExecutable (name, extraDirs) {
+  const dirs = [...(process.env.PATH || '').split(path.delimiter), ...extraDirs]
+  for (const dir of dirs) {
+    if (!dir) continue
+    const file = path.join(dir, name)
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      if (fs.statSync(file).isFile()) return file
+    } catch {}
+  }
+  return undefined
+}
+
+function requireTools () {
+  const nginx = findExecutable('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'])
+  const wrk = findExecutable('wrk', ['/usr/local/bin'])
+  const missing = [!nginx && 'nginx', !wrk && 'wrk'].filter(Boolean)
+  if (missing.length > 0) {
+    throw new BenchError(`npm run bench needs ${missing.join(' and ')} (looked on PATH, then in /usr/sbin, /usr/local/sbin, /usr/local/bin). ` +
+      `On Debian/Ubuntu: apt-get install -y ${missing.join(' ')}  (.ci/run installs them in CI)`)
+  }
+  return { nginx, wrk }
+}
+
+function versionOf (file, args, pattern) {
+  const r = spawnSync(file, args, { encoding: 'utf8', timeout: 5000 })
+  const out = `${r.stdout || ''}${r.stderr || ''}`
+  const m = pattern.exec(out)
+  return m ? m[1] : out.trim().split('\n')[0] || 'unknown'
+}
+
+function machine (tools) {
+  let cpu = os.cpus()[0]?.model
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  return {
+    nproc: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
+    cpu: cpu || 'unknown',
+    node: process.version,
+    nginx: versionOf(tools.nginx, ['-v'], /nginx version: (\S+)/),
+    wrk: versionOf(tools.wrk, ['-v'], /^(wrk \S+)/m),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadavg: os.loadavg().map((n) => Number(n.toFixed(2)))
+  }
+}
+
+// ---------------------------------------------------------------- processes
+
+const children = new Set()
+let tmpDir
+let shuttingDown = false // set on success, failure or a signal: children exiting is expected then
+let interrupted = false
+
+function track (child, label) {
+  child.label = label
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+function alive (child) {
+  return child.exitCode === null && child.signalCode === null
+}
+
+async function stopChild (child) {
+  if (!alive(child)) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => { if (alive(child)) child.kill('SIGKILL') }, 3000)
+  await exited
+  clearTimeout(timer)
+}
+
+let cleaning
+async function cleanup () {
+  cleaning ??= (async () => {
+    await Promise.all([...children].map(stopChild))
+    removeTmp()
+  })()
+  return cleaning
+}
+
+function removeTmp () {
+  if (tmpDir === undefined) return
+  try { fs.rmSync(tmpDir, { recursive: true, force: true }) } catch {}
+  tmpDir = undefined
+}
+
+// Last resort (process.exit, an uncaught error): nothing outlives the run.
+process.on('exit', () => {
+  for (const child of children) if (alive(child)) child.kill('SIGKILL')
+  removeTmp()
+})
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    shuttingDown = true
+    interrupted = true
+    console.error(`\n${signal}: stopping the benchmark`)
+    cleanup().finally(() => process.exit(128 + os.constants.signals[signal]))
+  })
+}
+
+/** Keeps the last `limit` characters of a stream, for error messages. */
+function tail (stream, limit = 4000) {
+  const state = { text: '' }
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk) => { state.text = (state.text + chunk).slice(-limit) })
+  return state
+}
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+function canConnect (port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------- nginx
+
+function nginxConfig (dir, port, connections) {
+  const p = (name) => path.join(dir, name)
+  return `# written by bench/run.js
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${p('nginx.pid')};
+error_log ${p('error.log')} warn;
+
+events {
+    worker_connections ${Math.max(1024, 2 * connections + 256)};
+}
+
+http {
+    access_log off;
+    client_body_temp_path ${p('client_body')};
+    proxy_temp_path ${p('proxy')};
+    fastcgi_temp_path ${p('fastcgi')};
+    uwsgi_temp_path ${p('uwsgi')};
+    scgi_temp_path ${p('scgi')};
+    keepalive_requests 1000000;
+    keepalive_timeout 65;
+
+    server {
+        listen 127.0.0.1:${port};
+        default_type text/plain;
+        location / {
+            return 200 '${BODY}';
+        }
+    }
+}
+`
+}
+
+async function startNginx (bin, connections) {
+  const errorLog = path.join(tmpDir, 'error.log')
+  const readLog = () => { try { return fs.readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') } catch { return '' } }
+  let lastProblem = ''
+  // The port is free when picked but other processes on the machine may take it first: retry.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort()
+    const conf = path.join(tmpDir, 'nginx.conf')
+    fs.writeFileSync(conf, nginxConfig(tmpDir, port, connections))
+    // -e: the error log before the config is read (otherwise /var/log/nginx/error.log).
+    const child = track(spawn(bin, ['-p', tmpDir + path.sep, '-c', conf, '-e', errorLog], { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx')
+    const stderr = tail(child.stderr)
+    const deadline = Date.now() + START_TIMEOUT
+    while (alive(child) && Date.now() < deadline) {
+      if (await canConnect(port)) return { port, url: `http://127.0.0.1:${port}`, child }
+      await sleep(50)
+    }
+    await stopChild(child)
+    lastProblem = [stderr.text.trim(), readLog()].filter(Boolean).join('\n') || 'no output'
+    if (!/in use/i.test(lastProblem)) break
+  }
+  throw new BenchError(`nginx did not start:\n${lastProblem}`)
+}
+
+// ---------------------------------------------------------------- case servers
+
+function startServer (spec, upstream) {
+  const child = track(spawn(process.execPath, [SERVER, spec.name, '0', upstream], {
+    cwd: path.join(__dirname, '..'),
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc']
+  }), spec.name)
+  const stderr = tail(child.stderr)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(`did not report ready within ${START_TIMEOUT / 1000} s`), START_TIMEOUT)
+    function fail (why) {
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      stopChild(child)
+      reject(new BenchError(`case ${spec.name}: server ${why}\n${stderr.text.trim()}`))
+    }
+    function onExit (code, signal) { fail(`exited (${signal || `code ${code}`}) before listening`) }
+    child.once('exit', onExit)
+    child.once('message', (msg) => {
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      if (!msg || typeof msg.ready !== 'number') return fail(`sent ${JSON.stringify(msg)} instead of its port`)
+      resolve({ port: msg.ready, url: `http://127.0.0.1:${msg.ready}`, child, stderr })
+    })
+  })
+}
+
+function poolStats (child) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new BenchError('no answer to "stats"')), 5000)
+    child.once('message', (msg) => { clearTimeout(timer); resolve(msg && msg.stats) })
+    child.send('stats')
+  })
+}
+
+/** One plain GET before any load: the case must answer the upstream's body. */
+function probe (url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}/`, { agent: false, timeout: 5000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => { body += chunk })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    })
+    req.once('timeout', () => req.destroy(new Error('timed out')))
+    req.once('error', reject)
+  })
+}
+
+/** A server (or nginx) that died during a run is an error of the run, not a low number. */
+function checkAlive (spec, targets, result) {
+  for (const [name, t] of Object.entries(targets)) {
+    if (!alive(t.child) && !shuttingDown) {
+      const who = t.stderr ? `server of case ${name}` : 'nginx'
+      throw new BenchError(`the ${who} exited during the ${spec.name} run (${t.child.signalCode || `code ${t.child.exitCode}`})\n${t.stderr ? t.stderr.text.trim() : ''}`)
+    }
+  }
+  return result
+}
+
+// ---------------------------------------------------------------- wrk
+
+const TIME_UNITS = { us: 0.001, ms: 1, s: 1000, m: 60000, h: 3600000 }
+
+function toMs (text) {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text)
+  if (!m) throw new BenchError(`cannot read wrk latency "${text}"`)
+  return Number(m[1]) * TIME_UNITS[m[2]]
+}
+
+function parseWrk (out) {
+  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out)
+  const p99 = /^\s+99(?:\.0+)?%\s+(\S+)/m.exec(out)
+  const total = /^\s+(\d+) requests in/m.exec(out)
+  if (!rps || !p99 || !total) throw new BenchError(`cannot read wrk output:\n${out}`)
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  return {
+    rps: Number(rps[1]),
+    p99: toMs(p99[1]),
+    requests: Number(total[1]),
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+    socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : null
+  }
+}
+
+function wrk (bin, url, seconds, connections) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `${url}/`]
+  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'wrk')
+  const stdout = tail(child.stdout, 100000)
+  const stderr = tail(child.stderr)
+  return new Promise((resolve, reject) => {
+    // wrk stops itself after -d; this bounds a wedged run.
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000)
+    child.once('error', (err) => { clearTimeout(timer); reject(err) })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      if (code !== 0) return reject(new BenchError(`wrk ${args.join(' ')} failed (${signal || `code ${code}`}):\n${stderr.text}${stdout.text}`))
+      try { resolve(parseWrk(stdout.text)) } catch (err) { reject(err) }
+    })
+  })
+}
+
+// ---------------------------------------------------------------- statistics and output
+
+function median (values) {
+  const s = [...values].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+const round2 = (n) => Math.round(n * 100) / 100
+const round3 = (n) => Math.round(n * 1000) / 1000
+
+function summarize (specs, rounds) {
+  const summary = {}
+  for (const spec of specs) {
+    const runs = rounds.map((r) => r[spec.name])
+    const rps = runs.map((x) => x.rps)
+    const entry = {
+      what: spec.what,
+      rps: { median: Math.round(median(rps)), min: Math.round(Math.min(...rps)), max: Math.round(Math.max(...rps)) },
+      p99Ms: { median: round3(median(runs.map((x) => x.p99))), min: round3(Math.min(...runs.map((x) => x.p99))), max: round3(Math.max(...runs.map((x) => x.p99))) }
+    }
+    if (spec.baseline) {
+      // Ratios are taken round by round (both cases ran minutes apart at most), then the median.
+      entry.vs = {
+        baseline: spec.baseline,
+        rpsRatio: round3(median(rounds.map((r) => r[spec.name].rps / r[spec.baseline].rps))),
+        p99Ratio: round3(median(rounds.map((r) => r[spec.name].p99 / r[spec.baseline].p99)))
+      }
+    }
+    summary[spec.name] = entry
+  }
+  return summary
+}
+
+function table (summary) {
+  const head = ['case', 'req/s median', 'req/s min-max', 'p99 ms median', 'baseline', 'req/s ratio', 'p99 ratio']
+  const rows = Object.entries(summary).map(([name, s]) => [
+    name,
+    String(s.rps.median),
+    `${s.rps.min}-${s.rps.max}`,
+    s.p99Ms.median.toFixed(2),
+    s.vs ? s.vs.baseline : '-',
+    s.vs ? s.vs.rpsRatio.toFixed(3) : '-',
+    s.vs ? s.vs.p99Ratio.toFixed(3) : '-'
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+// ---------------------------------------------------------------- main
+
+async function main () {
+  const duration = positiveInt('BENCH_DURATION', 5)
+  const roundCount = positiveInt('BENCH_ROUNDS', 5)
+  const connections = positiveInt('BENCH_CONNECTIONS', 64)
+  const warmup = positiveInt('BENCH_WARMUP', 1)
+  const specs = selectCases()
+  const tools = requireTools()
+  const info = machine(tools)
+  const settings = { duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup }
+
+  console.log(`machine: ${info.nproc} CPUs, ${info.cpu}; node ${info.node}; ${info.nginx}; ${info.wrk}; load ${info.loadavg.join(' ')}`)
+  console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
+
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-bench-'))
+  const upstream = await startNginx(tools.nginx, connections)
+  console.log(`upstream: nginx on ${upstream.url}`)
+
+  const targets = {}
+  for (const spec of specs) {
+    targets[spec.name] = spec.setup ? await startServer(spec, upstream.url) : upstream
+  }
+
+  for (const spec of specs) {
+    const { url } = targets[spec.name]
+    const res = await probe(url)
+    if (res.status !== 200 || res.body !== BODY) {
+      throw new BenchError(`case ${spec.name}: GET ${url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
+    }
+    const warm = checkAlive(spec, targets, await wrk(tools.wrk, url, warmup, connections))
+    if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
+    if (spec.pool) {
+      const stats = await poolStats(targets[spec.name].child)
+      const carried = stats?.[spec.pool]?.requests ?? 0
+      const others = Object.entries(stats || {}).filter(([id]) => id !== spec.pool).reduce((n, [, s]) => n + s.requests, 0)
+      if (carried === 0 || others > 0) {
+        throw new BenchError(`case ${spec.name}: expected pool "${spec.pool}" to carry the requests; pool stats: ${JSON.stringify(stats)}`)
+      }
+    }
+    console.log(`warm-up ${spec.name.padEnd(16)} ${Math.round(warm.rps)} req/s`)
+  }
+
+  const rounds = []
+  for (let r = 0; r < roundCount; r++) {
+    // Rotate the order each round, so no case always runs first or after the same neighbour.
+    const order = specs.map((_, i) => specs[(i + r) % specs.length])
+    const round = {}
+    for (const spec of order) {
+      const res = checkAlive(spec, targets, await wrk(tools.wrk, targets[spec.name].url, duration, connections))
+      if (res.non2xx > 0) throw new BenchError(`case ${spec.name}: ${res.non2xx} non-2xx responses in round ${r + 1}: not a forwarding measurement`)
+      const errs = res.socketErrors
+      const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
+      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${errText}`)
+      round[spec.name] = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
+    }
+    rounds.push({ order: order.map((s) => s.name), ...round })
+  }
+
+  const summary = summarize(specs, rounds)
+  console.log(`\n${table(summary)}`)
+  info.loadavgEnd = os.loadavg().map((n) => Number(n.toFixed(2)))
+  const results = { date: new Date().toISOString(), machine: info, settings, upstream: 'nginx, return 200 \'hello world\'', summary, rounds }
+  fs.writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n')
+  console.log(`\nload average at the end: ${info.loadavgEnd.join(' ')}; written ${path.relative(process.cwd(), RESULTS)}`)
+}
+
+main().then(
+  async () => { shuttingDown = true; await cleanup() },
+  async (err) => {
+    if (interrupted) return // the signal handler cleans up and exits
+    shuttingDown = true
+    console.error(err instanceof BenchError ? `bench: ${err.message}` : err)
+    await cleanup()
+    process.exitCode = 1
+  }
+)

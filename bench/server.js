@@ -1,0 +1,42 @@
+'use strict'
+// One benchmark case as a Fastify server: node bench/server.js CASE PORT UPSTREAM
+// (PORT 0: any free port). Started by bench/run.js over an IPC channel, it
+// reports { ready: port }, answers 'stats' with the plugin's pool stats, and
+// exits when the parent goes away; run by hand, it prints its address.
+const Fastify = require('fastify')
+const { cases } = require('./cases.js')
+
+async function main () {
+  const [name, portArg, upstream] = process.argv.slice(2)
+  const names = cases.filter((c) => c.setup).map((c) => c.name).join(', ')
+  const spec = cases.find((c) => c.name === name && c.setup)
+  const port = Number(portArg)
+  if (spec === undefined || !Number.isInteger(port) || port < 0 || port > 65535 || !upstream) {
+    throw new Error(`usage: node bench/server.js CASE PORT UPSTREAM (CASE: ${names}; PORT 0 for any free port)`)
+  }
+  const app = Fastify({ logger: false })
+  await spec.setup(app, new URL(upstream).origin)
+  await app.listen({ port, host: '127.0.0.1' })
+  const actual = app.server.address().port
+
+  const stop = () => {
+    setTimeout(() => process.exit(0), 1000).unref()
+    app.close().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  if (process.send) {
+    process.on('message', (msg) => {
+      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null })
+    })
+    process.once('disconnect', stop)
+    process.send({ ready: actual })
+  } else {
+    console.log(`${name}: http://127.0.0.1:${actual}/ -> ${upstream}`)
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
