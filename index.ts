@@ -25,14 +25,18 @@ export interface FastifyHttpPoolsOptions {
 // With neither `config` nor `xml`: one pool, `default`, with every default.
 const DEFAULT_XML = '<http-connection-pools xmlns="http://docs.openrepose.org/repose/http-connection-pool/v1.0"><pool id="default" default="true"/></http-connection-pools>'
 
+function configRootOf (opts: FastifyHttpPoolsOptions): string {
+  return resolve(opts.configRoot ?? (opts.config !== undefined ? dirname(resolve(opts.config)) : process.cwd()))
+}
+
 async function loadConfig (opts: FastifyHttpPoolsOptions): Promise<ParsedConfig> {
   if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
-  if (opts.config !== undefined) return await loadConfigFile(opts.config, opts.configRoot ?? dirname(resolve(opts.config)))
-  return parseConfig(opts.xml ?? DEFAULT_XML, { configRoot: opts.configRoot ?? process.cwd() })
+  if (opts.config !== undefined) return await loadConfigFile(opts.config, configRootOf(opts))
+  return parseConfig(opts.xml ?? DEFAULT_XML, { configRoot: configRootOf(opts) })
 }
 
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
-  const registry = new PoolRegistry(await loadConfig(opts), fastify.log)
+  const registry = new PoolRegistry(await loadConfig(opts), { configRoot: configRootOf(opts), log: fastify.log })
   fastify.decorate('pools', registry)
   trackRoutePools(fastify, (id) => registry.has(id), () => registry.ids)
   decorateFrom(fastify, {

@@ -1,9 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { HttpClient } from '../client/http-client.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
-import { PoolDispatcher, type PoolStats } from '../pool/dispatcher.js'
+import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
+import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
   settings: PoolSettings
@@ -22,9 +22,12 @@ export class PoolRegistry {
     dispatcherOf: (id: string) => this.entry(id).dispatcher
   }
 
-  constructor (config: ParsedConfig, private readonly log: FastifyBaseLogger) {
+  private readonly log: BuildContext['log']
+
+  constructor (config: ParsedConfig, ctx: BuildContext) {
     this.current = config
-    for (const settings of config.pools) this.entries.set(settings.id, { settings, dispatcher: new PoolDispatcher(settings) })
+    this.log = ctx.log
+    for (const settings of config.pools) this.entries.set(settings.id, { settings, dispatcher: buildDispatcher(settings, ctx) })
   }
 
   get ids (): string[] { return this.current.pools.map((p) => p.id) }
