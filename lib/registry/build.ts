@@ -2,17 +2,23 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionOptions } from 'node:tls'
 import type { PoolSettings } from '../config/schema.js'
 import { PoolDispatcher } from '../pool/dispatcher.js'
+import { loadTlsMaterial } from '../tls/index.js'
 
 export interface BuildContext {
   configRoot: string
   log: FastifyBaseLogger
 }
 
-/** TLS options of a pool: verification on unless `x:tls.insecure` restores Repose's trust-all. */
+/**
+ * TLS options of a pool: its client certificate and trusted CAs, verification
+ * on unless `x:tls.insecure` restores Repose's trust-all. Throws ConfigError.
+ */
 function tlsOptions (settings: PoolSettings, ctx: BuildContext): ConnectionOptions {
-  if (!settings['tls.insecure']) return { rejectUnauthorized: true }
+  const { warnings, ...material } = loadTlsMaterial(settings, ctx.configRoot)
+  for (const warning of warnings) ctx.log.warn({ pool: settings.id }, warning)
+  if (!settings['tls.insecure']) return { ...material, rejectUnauthorized: true }
   ctx.log.warn({ pool: settings.id }, `pool "${settings.id}" has x:tls.insecure="true": upstream certificates and host names are NOT verified`)
-  return { rejectUnauthorized: false, checkServerIdentity: () => undefined }
+  return { ...material, rejectUnauthorized: false, checkServerIdentity: () => undefined }
 }
 
 /** Settings to a live dispatcher, with everything that needs the file system or the logger. */
