@@ -36,7 +36,13 @@ async function loadConfig (opts: FastifyHttpPoolsOptions): Promise<ParsedConfig>
 }
 
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
-  const registry = new PoolRegistry(await loadConfig(opts), { configRoot: configRootOf(opts), log: fastify.log })
+  const config = await loadConfig(opts)
+  let registry: PoolRegistry
+  try {
+    registry = new PoolRegistry(config, { configRoot: configRootOf(opts), log: fastify.log })
+  } catch (err) {
+    throw err instanceof ConfigError && opts.config !== undefined ? err.inFile(opts.config) : err
+  }
   fastify.decorate('pools', registry)
   trackRoutePools(fastify, (id) => registry.has(id), () => registry.ids)
   decorateFrom(fastify, {

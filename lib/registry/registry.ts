@@ -27,7 +27,13 @@ export class PoolRegistry {
   constructor (config: ParsedConfig, ctx: BuildContext) {
     this.current = config
     this.log = ctx.log
-    for (const settings of config.pools) this.entries.set(settings.id, { settings, dispatcher: buildDispatcher(settings, ctx) })
+    try {
+      for (const settings of config.pools) this.entries.set(settings.id, { settings, dispatcher: buildDispatcher(settings, ctx) })
+    } catch (err) {
+      // A pool that cannot be built (unreadable keystore…) must not leave the others' dispatchers behind.
+      for (const { dispatcher } of this.entries.values()) void dispatcher.destroy()
+      throw err
+    }
   }
 
   get ids (): string[] { return this.current.pools.map((p) => p.id) }
