@@ -2,6 +2,7 @@ import { dirname } from 'node:path'
 import { ConfigError, formatProblem } from '../config/errors.js'
 import { loadConfigFile } from '../config/load.js'
 import { maskSettings } from '../config/settings.js'
+import { loadTlsMaterial } from '../tls/index.js'
 
 export interface Output { out: (line: string) => void, err: (line: string) => void }
 
@@ -13,6 +14,17 @@ function show (value: unknown): string {
 export async function check (file: string, io: Output): Promise<number> {
   try {
     const { defaultId, pools } = await loadConfigFile(file, dirname(file))
+    // Keystores are opened too: a wrong password is a config error, not a runtime surprise.
+    const problems = []
+    for (const pool of pools) {
+      try {
+        for (const warning of loadTlsMaterial(pool, dirname(file)).warnings) io.err(`${file}: warning: ${warning}`)
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
+        problems.push(...err.errors)
+      }
+    }
+    if (problems.length > 0) throw new ConfigError(problems, file)
     io.out(`${file}: ${pools.length} pool${pools.length === 1 ? '' : 's'}, default "${defaultId}"`)
     for (const pool of pools) {
       const masked = maskSettings(pool)

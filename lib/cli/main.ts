@@ -6,6 +6,9 @@ const USAGE = `Usage:
   fastify-http-pools check FILE
   fastify-http-pools serve [--config FILE] [--origin URL] [--port N] [--route PREFIX=POOL[@UPSTREAM]]...`
 
+// `check FILE | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw err })
+
 const io = { out: (l: string) => process.stdout.write(l + '\n'), err: (l: string) => process.stderr.write(l + '\n') }
 
 async function main (argv: string[]): Promise<number> {
