@@ -5,7 +5,8 @@ import { ConfigError } from './lib/config/errors.js'
 import { loadConfigFile } from './lib/config/load.js'
 import { parseConfig, type ParsedConfig } from './lib/config/parse.js'
 import { decorateFrom } from './lib/forward/reply-from.js'
-import { trackRoutePools } from './lib/forward/routes.js'
+import { trackRoutes } from './lib/forward/routes.js'
+import { DEFAULT_CACHE_LIMITS, type CacheLimits } from './lib/client/cache.js'
 import { PoolRegistry } from './lib/registry/registry.js'
 import './types/augment.js'
 
@@ -20,6 +21,8 @@ export interface FastifyHttpPoolsOptions {
   origin?: string
   /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, retries). */
   replyFrom?: Record<string, unknown>
+  /** Memory bounds of each pool's response cache (`cache.ttl`). */
+  cacheLimits?: Partial<CacheLimits>
 }
 
 // With neither `config` nor `xml`: one pool, `default`, with every default.
@@ -37,18 +40,20 @@ async function loadConfig (opts: FastifyHttpPoolsOptions): Promise<ParsedConfig>
 
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
   const config = await loadConfig(opts)
+  const cacheLimits = { ...DEFAULT_CACHE_LIMITS, ...opts.cacheLimits }
   let registry: PoolRegistry
   try {
-    registry = new PoolRegistry(config, { configRoot: configRootOf(opts), log: fastify.log })
+    registry = new PoolRegistry(config, { configRoot: configRootOf(opts), log: fastify.log, cacheLimits })
   } catch (err) {
     throw err instanceof ConfigError && opts.config !== undefined ? err.inFile(opts.config) : err
   }
   fastify.decorate('pools', registry)
-  trackRoutePools(fastify, (id) => registry.has(id), () => registry.ids)
+  trackRoutes(fastify, (id) => registry.has(id), () => registry.ids)
   decorateFrom(fastify, {
     ...(opts.origin !== undefined ? { origin: opts.origin } : {}),
     ...(opts.replyFrom !== undefined ? { replyFrom: opts.replyFrom } : {}),
-    dispatcherFor: (pool) => registry.dispatcherFor(pool)
+    targetFor: (pool) => registry.entryFor(pool),
+    maxBodyBytes: cacheLimits.maxBodyBytes
   })
   fastify.addHook('onClose', async () => { await registry.close() })
 }

@@ -1,17 +1,35 @@
 import { request, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { readUpTo, type CachedResponse, type Fetched, type ResponseCache } from './cache.js'
+import { ReplayBody } from './replay-body.js'
 
 /** What an HttpClient needs from the registry: the pool's current state, looked up on every call. */
 export interface PoolSource {
   settingsOf: (id: string) => PoolSettings
   dispatcherOf: (id: string) => Dispatcher
+  cacheOf: (id: string) => ResponseCache
+  maxBodyBytes: number
 }
 
 export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>> & {
-  /** Requests with the same key share one upstream exchange (`cache.ttl`). */
+  /** Requests with the same key share one upstream exchange and, for `cache.ttl` ms, its response. */
   cacheKey?: string
+  /** Default true when a key is given; false neither reads nor writes the cache. */
   useCache?: boolean
+  /** Always go upstream and replace the cached response. */
   refreshCache?: boolean
+}
+
+/** A response that many callers share: each gets its own headers object and body. */
+export function materialize (r: CachedResponse): Dispatcher.ResponseData {
+  return { statusCode: r.statusCode, headers: { ...r.headers }, trailers: {}, body: new ReplayBody(r.body), opaque: null, context: {} } as unknown as Dispatcher.ResponseData
+}
+
+/** Reads a response so that it can be shared, unless it is too large or `shareable` says no. */
+export async function buffer (res: Dispatcher.ResponseData, maxBodyBytes: number, shareable = true): Promise<Fetched<Dispatcher.ResponseData>> {
+  const { chunks, size, rest } = await readUpTo(res.body, maxBodyBytes)
+  if (rest === undefined && shareable) return { shared: { statusCode: res.statusCode, headers: res.headers, body: chunks, size } }
+  return { own: { ...res, body: new ReplayBody(chunks, rest) } as unknown as Dispatcher.ResponseData }
 }
 
 /**
@@ -25,7 +43,13 @@ export class HttpClient {
   get dispatcher (): Dispatcher { return this.source.dispatcherOf(this.id) }
 
   async request (url: string | URL, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
-    const { cacheKey: _key, useCache: _use, refreshCache: _refresh, ...rest } = options
-    return await request(url, { ...rest, dispatcher: this.dispatcher })
+    const { cacheKey, useCache, refreshCache, signal, ...rest } = options
+    const dispatcher = this.dispatcher
+    if (cacheKey === undefined || useCache === false || this.settings['cache.ttl'] === 0) {
+      return await request(url, { ...rest, ...(signal ? { signal } : {}), dispatcher })
+    }
+    // The shared exchange runs without the first caller's signal: others may be waiting on it.
+    const fetch = async (): Promise<Fetched<Dispatcher.ResponseData>> => await buffer(await request(url, { ...rest, dispatcher }), this.source.maxBodyBytes)
+    return await this.source.cacheOf(this.id).run(cacheKey, fetch, materialize, { refresh: refreshCache === true, ...(signal ? { signal: signal as AbortSignal } : {}) })
   }
 }

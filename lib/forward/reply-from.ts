@@ -1,15 +1,29 @@
 import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
+import type { ResponseCache } from '../client/cache.js'
+import type { PoolSettings } from '../config/schema.js'
+import { buffer, materialize } from '../client/http-client.js'
 import { dropHopByHop } from './headers.js'
 import { toUpstreamError } from './errors.js'
-import { routePool } from './routes.js'
+import { routeMeta } from './routes.js'
+
+export interface ForwardTarget {
+  settings: PoolSettings
+  dispatcher: Dispatcher
+  forwardCache: ResponseCache
+}
 
 export interface ForwardOptions {
   origin?: string
   replyFrom?: Record<string, unknown>
-  dispatcherFor: (pool: string | undefined) => Dispatcher
+  targetFor: (pool: string | undefined) => ForwardTarget
+  maxBodyBytes: number
 }
+
+/** The exchange that reply-from is about to start: which pool, and the cache key if the route coalesces. */
+interface Hop { dispatcher: Dispatcher, cache?: ResponseCache, key?: string }
 
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
@@ -27,12 +41,20 @@ const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'retryMethods',
  * per-request hook.
  */
 export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions): void {
-  let next: Dispatcher | undefined
+  let next: Hop | undefined
   const router = {
-    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void) {
-      const dispatcher = next ?? options.dispatcherFor(undefined)
+    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data?: Dispatcher.ResponseData) => void) {
+      const hop = next ?? { dispatcher: options.targetFor(undefined).dispatcher }
       next = undefined
-      dispatcher.request(opts, callback)
+      if (hop.cache === undefined) {
+        hop.dispatcher.request(opts, callback)
+        return
+      }
+      const fetch = async () => {
+        const res = await hop.dispatcher.request(opts)
+        return await buffer(res, options.maxBodyBytes, shareable(res.headers))
+      }
+      hop.cache.run(hop.key!, fetch, materialize).then((res) => callback(null, res), (err: Error) => callback(err))
     }
   }
   const userOptions = { ...options.replyFrom }
@@ -61,7 +83,15 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     }
     delete opts.retryDelay
     delete opts.retriesCount
-    next = options.dispatcherFor(routePool(this.request))
+    const meta = routeMeta(this.request)
+    const target = options.targetFor(meta?.pool)
+    const method = this.request.method
+    const caches = meta?.cacheKey !== undefined && (method === 'GET' || method === 'HEAD') && target.settings['cache.ttl'] > 0
+    const key = caches ? meta.cacheKey!(this.request) : undefined
+    next = key === undefined
+      ? { dispatcher: target.dispatcher }
+      // Keys are kept apart by method and route as well as by the caller's key.
+      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: `${method} ${meta!.url} ${key}` }
     try {
       return from.call(this, source, opts)
     } finally {
@@ -70,9 +100,16 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   })
 }
 
+/** A response meant for one client only goes to the request that caused it. */
+function shareable (headers: IncomingHttpHeaders): boolean {
+  if (headers['set-cookie'] !== undefined) return false
+  if (/(^|,)\s*\*\s*(,|$)/.test(String(headers.vary ?? ''))) return false
+  return !/(^|[\s,])(private|no-store)\b/i.test(String(headers['cache-control'] ?? ''))
+}
+
 function sendUpstreamError (reply: FastifyReply, { error }: { error: unknown }): void {
   const err = toUpstreamError(error)
-  const pool = routePool(reply.request) ?? 'default'
+  const pool = routeMeta(reply.request)?.pool ?? 'default'
   reply.log.warn({ pool, url: reply.request.url, code: err.code }, err.message)
   reply.code(err.statusCode).send(err)
 }

@@ -1,20 +1,28 @@
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 
-/** Where a route keeps its pool id: route config survives into `request.routeOptions`, the `pool` option does not. */
-export const kPool = Symbol('fastify-http-pools.pool')
+/** What the plugin keeps of a route. Route config survives into `request.routeOptions`; the `pool` option does not. */
+export interface RouteMeta {
+  url: string
+  pool?: string
+  cacheKey?: (request: FastifyRequest) => string | undefined
+}
 
-interface Declared { method: string, url: string, pool: string }
+const kRoute = Symbol('fastify-http-pools.route')
 
-/** Records each route's `pool` (or `config.pool`); `ready()` rejects when one names no configured pool. */
-export function trackRoutePools (fastify: FastifyInstance, has: (id: string) => boolean, ids: () => string[]): void {
-  const declared: Declared[] = []
-  fastify.addHook('onRoute', (route: RouteOptions & { pool?: unknown }) => {
+/** Records each route's `pool` (or `config.pool`) and `cacheKey`; `ready()` rejects when a pool is not configured. */
+export function trackRoutes (fastify: FastifyInstance, has: (id: string) => boolean, ids: () => string[]): void {
+  const declared: Array<RouteMeta & { method: string, pool: string }> = []
+  fastify.addHook('onRoute', (route: RouteOptions & { pool?: unknown, cacheKey?: unknown }) => {
     const config = route.config as Record<string | symbol, unknown> | undefined
     const pool = route.pool ?? config?.pool
-    if (pool === undefined) return
-    const method = Array.isArray(route.method) ? route.method.join(',') : route.method
-    declared.push({ method, url: route.url, pool: String(pool) })
-    route.config = { ...config, [kPool]: String(pool) } as never
+    const cacheKey = route.cacheKey
+    if (pool === undefined && cacheKey === undefined) return
+    if (cacheKey !== undefined && typeof cacheKey !== 'function') throw new TypeError(`route ${route.url}: cacheKey must be a function (request) => string | undefined`)
+    const meta: RouteMeta = { url: route.url }
+    if (pool !== undefined) meta.pool = String(pool)
+    if (cacheKey !== undefined) meta.cacheKey = cacheKey as RouteMeta['cacheKey']
+    if (meta.pool !== undefined) declared.push({ ...meta, pool: meta.pool, method: Array.isArray(route.method) ? route.method.join(',') : route.method })
+    route.config = { ...config, [kRoute]: meta } as never
   })
   fastify.addHook('onReady', async () => {
     // Fastify declares a HEAD route beside each GET; report each path once.
@@ -25,7 +33,7 @@ export function trackRoutePools (fastify: FastifyInstance, has: (id: string) => 
   })
 }
 
-/** The pool id of the request's route; undefined for the default pool. */
-export function routePool (request: FastifyRequest): string | undefined {
-  return (request.routeOptions.config as unknown as Record<symbol, string | undefined>)[kPool]
+/** The plugin's view of the request's route; undefined for a route with neither pool nor cacheKey. */
+export function routeMeta (request: FastifyRequest): RouteMeta | undefined {
+  return (request.routeOptions.config as unknown as Record<symbol, RouteMeta | undefined>)[kRoute]
 }

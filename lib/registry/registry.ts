@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici'
+import { ResponseCache, type CacheLimits } from '../client/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
@@ -8,30 +8,59 @@ import { buildDispatcher, type BuildContext } from './build.js'
 export interface PoolEntry {
   settings: PoolSettings
   dispatcher: PoolDispatcher
+  /** `request()` callers' keys. */
+  clientCache: ResponseCache
+  /** Forwarded routes' `cacheKey`s: kept apart from the callers' keys. */
+  forwardCache: ResponseCache
 }
 
-export type RegistryStats = Record<string, PoolStats & { requests: number, errors: number }>
+export interface PoolCounters {
+  requests: number
+  errors: number
+  cacheHits: number
+  cacheCoalesced: number
+  cacheMisses: number
+  cacheEntries: number
+  cacheBytes: number
+}
+
+export type RegistryStats = Record<string, PoolStats & PoolCounters>
+
+export interface RegistryContext extends BuildContext {
+  cacheLimits: CacheLimits
+}
 
 /** `fastify.pools`: the pools of the current config, by id. */
 export class PoolRegistry {
   private entries = new Map<string, PoolEntry>()
   private readonly clients = new Map<string, HttpClient>()
   private current: ParsedConfig
-  private readonly source = {
-    settingsOf: (id: string) => this.entry(id).settings,
-    dispatcherOf: (id: string) => this.entry(id).dispatcher
-  }
+  private readonly source
 
   private readonly log: BuildContext['log']
 
-  constructor (config: ParsedConfig, ctx: BuildContext) {
+  constructor (config: ParsedConfig, ctx: RegistryContext) {
     this.current = config
     this.log = ctx.log
+    this.source = {
+      settingsOf: (id: string) => this.entry(id).settings,
+      dispatcherOf: (id: string) => this.entry(id).dispatcher,
+      cacheOf: (id: string) => this.entry(id).clientCache,
+      maxBodyBytes: ctx.cacheLimits.maxBodyBytes
+    }
     try {
-      for (const settings of config.pools) this.entries.set(settings.id, { settings, dispatcher: buildDispatcher(settings, ctx) })
+      for (const settings of config.pools) {
+        const ttl = settings['cache.ttl']
+        this.entries.set(settings.id, {
+          settings,
+          dispatcher: buildDispatcher(settings, ctx),
+          clientCache: new ResponseCache(ttl, ctx.cacheLimits),
+          forwardCache: new ResponseCache(ttl, ctx.cacheLimits)
+        })
+      }
     } catch (err) {
       // A pool that cannot be built (unreadable keystore…) must not leave the others' dispatchers behind.
-      for (const { dispatcher } of this.entries.values()) void dispatcher.destroy()
+      for (const { dispatcher } of this.entries.values()) dispatcher.destroy().catch(() => {})
       throw err
     }
   }
@@ -56,20 +85,36 @@ export class PoolRegistry {
     return client
   }
 
-  /** The dispatcher that carries a request of this pool now (the default pool for an id no longer configured). */
-  dispatcherFor (id: string | undefined): Dispatcher {
-    return this.entry(id ?? this.defaultId).dispatcher
+  /** The pool that carries a request now (the default pool for an id no longer configured). */
+  entryFor (id: string | undefined): PoolEntry {
+    return this.entry(id ?? this.defaultId)
   }
 
   stats (): RegistryStats {
     const out: RegistryStats = {}
-    for (const [id, { dispatcher }] of this.entries) out[id] = { ...dispatcher.stats, ...dispatcher.counters }
+    for (const [id, { dispatcher, clientCache, forwardCache }] of this.entries) {
+      const caches = [clientCache, forwardCache]
+      const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
+      out[id] = {
+        ...dispatcher.stats,
+        ...dispatcher.counters,
+        cacheHits: sum((c) => c.counters.hits),
+        cacheCoalesced: sum((c) => c.counters.coalesced),
+        cacheMisses: sum((c) => c.counters.misses),
+        cacheEntries: sum((c) => c.size),
+        cacheBytes: sum((c) => c.totalBytes)
+      }
+    }
     return out
   }
 
   /** In-flight requests finish, then every socket of every pool closes. */
   async close (): Promise<void> {
-    await Promise.all([...this.entries.values()].map(async (e) => await e.dispatcher.close()))
+    await Promise.all([...this.entries.values()].map(async (e) => {
+      e.clientCache.clear()
+      e.forwardCache.clear()
+      await e.dispatcher.close()
+    }))
   }
 
   private entry (id: string): PoolEntry {

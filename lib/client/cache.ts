@@ -1,0 +1,139 @@
+import type { IncomingHttpHeaders } from 'node:http'
+
+export interface CacheLimits {
+  /** Entries kept at most; the oldest go first. */
+  maxEntries: number
+  /** A response body larger than this is not cached (nor shared with waiters). */
+  maxBodyBytes: number
+  /** Bytes of bodies kept at most, all entries of one cache together. */
+  maxBytes: number
+}
+
+export const DEFAULT_CACHE_LIMITS: CacheLimits = Object.freeze({ maxEntries: 1000, maxBodyBytes: 1024 * 1024, maxBytes: 64 * 1024 * 1024 })
+
+export interface CachedResponse {
+  statusCode: number
+  headers: IncomingHttpHeaders
+  body: Buffer[]
+  size: number
+}
+
+/** What the leader's exchange produced: a response everyone may share, or one only the leader gets. */
+export type Fetched<T> = { shared: CachedResponse } | { own: T }
+
+export interface CacheCounters { hits: number, coalesced: number, misses: number }
+
+interface Stored { response: CachedResponse, expires: number, timer: NodeJS.Timeout }
+type Entry = { pending: Promise<Fetched<unknown>> } | Stored
+
+/**
+ * Repose's `cache.ttl`: requests with the same key share one upstream exchange
+ * and, for ttl ms after it, its response. Better than Repose: a failed exchange
+ * rejects every waiter and caches nothing; memory is bounded.
+ */
+export class ResponseCache {
+  private readonly entries = new Map<string, Entry>()
+  private bytes = 0
+  readonly counters: CacheCounters = { hits: 0, coalesced: 0, misses: 0 }
+
+  constructor (private readonly ttl: number, private readonly limits: CacheLimits) {}
+
+  get size (): number { return this.entries.size }
+  get totalBytes (): number { return this.bytes }
+
+  /**
+   * The response for `key`: cached, awaited from a concurrent exchange, or
+   * fetched. `materialize` gives each caller its own copy of a shared response.
+   */
+  async run<T> (key: string, fetch: () => Promise<Fetched<T>>, materialize: (r: CachedResponse) => T, options: { refresh?: boolean, signal?: AbortSignal } = {}): Promise<T> {
+    const entry = options.refresh === true ? undefined : this.entries.get(key)
+    if (entry !== undefined && 'response' in entry && entry.expires > Date.now()) {
+      this.counters.hits++
+      return materialize(entry.response)
+    }
+    if (entry !== undefined && 'pending' in entry) {
+      this.counters.coalesced++
+      const outcome = await abortable(entry.pending as Promise<Fetched<T>>, options.signal)
+      if ('shared' in outcome) return materialize(outcome.shared)
+      // The leader's response was its own (too large, or private): wait no more, ask for ours.
+      return this.unshared(await fetch(), materialize)
+    }
+    this.counters.misses++
+    const pending = fetch()
+    const slot: Entry = { pending }
+    this.entries.set(key, slot)
+    pending.then((outcome) => this.settle(key, slot, outcome), () => { if (this.entries.get(key) === slot) this.entries.delete(key) })
+    return this.unshared(await abortable(pending, options.signal), materialize)
+  }
+
+  /** Drops every entry (the pool is closing or its settings changed). */
+  clear (): void {
+    for (const entry of this.entries.values()) if ('timer' in entry) clearTimeout(entry.timer)
+    this.entries.clear()
+    this.bytes = 0
+  }
+
+  private unshared<T> (outcome: Fetched<T>, materialize: (r: CachedResponse) => T): T {
+    return 'own' in outcome ? outcome.own : materialize(outcome.shared)
+  }
+
+  private settle (key: string, slot: Entry, outcome: Fetched<unknown>): void {
+    if (this.entries.get(key) !== slot) return
+    this.entries.delete(key)
+    if (!('shared' in outcome) || this.ttl <= 0 || outcome.shared.size > this.limits.maxBodyBytes) return
+    const response = outcome.shared
+    const timer = setTimeout(() => this.expire(key, response), this.ttl)
+    timer.unref()
+    this.entries.set(key, { response, expires: Date.now() + this.ttl, timer })
+    this.bytes += response.size
+    this.evict()
+  }
+
+  private expire (key: string, response: CachedResponse): void {
+    const entry = this.entries.get(key)
+    if (entry !== undefined && 'response' in entry && entry.response === response) this.remove(key, entry)
+  }
+
+  private remove (key: string, entry: Stored): void {
+    clearTimeout(entry.timer)
+    this.entries.delete(key)
+    this.bytes -= entry.response.size
+  }
+
+  private evict (): void {
+    for (const [key, entry] of this.entries) {
+      if (this.entries.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) return
+      if ('response' in entry) this.remove(key, entry)
+    }
+  }
+}
+
+function abortable<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e) }
+    )
+  })
+}
+
+/**
+ * Reads a body up to `limit` bytes. Within the limit it is shareable; past it
+ * the chunks read so far and the rest of the stream go to one caller only.
+ */
+export async function readUpTo (body: AsyncIterable<Buffer>, limit: number): Promise<{ chunks: Buffer[], size: number, rest?: AsyncIterable<Buffer> }> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const it = body[Symbol.asyncIterator]()
+  for (;;) {
+    const { done, value } = await it.next()
+    if (done) return { chunks, size }
+    chunks.push(value)
+    size += value.length
+    if (size > limit) return { chunks, size, rest: { [Symbol.asyncIterator]: () => it } }
+  }
+}
