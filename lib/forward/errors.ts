@@ -1,5 +1,8 @@
 /** The error a gateway client gets when the upstream gave no usable response. */
 export class UpstreamError extends Error {
+  /** Seconds, for a 503 the client may retry later (open circuit). */
+  retryAfter: number | undefined
+
   constructor (readonly statusCode: 502 | 503 | 504, readonly code: string, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'UpstreamError'
@@ -11,8 +14,8 @@ const RESET = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'
 const SOCKET_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
 
-function rootCause (err: unknown): { code?: string, message?: string } {
-  let e = err as { code?: string, message?: string, cause?: unknown } | undefined
+function rootCause (err: unknown): { code?: string, message?: string, retryAfter?: number } {
+  let e = err as { code?: string, message?: string, cause?: unknown, retryAfter?: number } | undefined
   // reply-from wraps the undici error; the cause says what happened on the wire.
   while (e?.cause !== undefined && (e.code === undefined || e.code.startsWith('FST_REPLY_FROM'))) e = e.cause as typeof e
   return e ?? {}
@@ -24,6 +27,13 @@ export function toUpstreamError (err: unknown): UpstreamError {
   const cause = rootCause(err)
   const code = cause.code ?? ''
   const detail = cause.message ?? String(err)
+  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT') return new UpstreamError(503, code, detail, { cause })
+  if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return new UpstreamError(504, code, detail, { cause })
+  if (code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') {
+    const open = new UpstreamError(503, code, detail, { cause })
+    open.retryAfter = cause.retryAfter
+    return open
+  }
   if (UNREACHABLE.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', `upstream unreachable: ${detail}`, { cause })
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', `upstream connect timeout: ${detail}`, { cause })
   if (SOCKET_TIMEOUT.has(code)) return new UpstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', `upstream socket timeout: ${detail}`, { cause })

@@ -22,6 +22,8 @@ export interface ForwardOptions {
   maxBodyBytes: number
 }
 
+const kOrigin = Symbol('fastify-http-pools.origin')
+
 /** The exchange that reply-from is about to start: which pool, and the cache key if the route coalesces. */
 interface Hop { dispatcher: Dispatcher, cache?: ResponseCache, key?: string }
 
@@ -46,15 +48,21 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data?: Dispatcher.ResponseData) => void) {
       const hop = next ?? { dispatcher: options.targetFor(undefined).dispatcher }
       next = undefined
+      const origin = String(opts.origin)
+      // The failure's log line names the upstream: reply-from does not pass the request on to onError.
+      const done = (err: Error | null, res?: Dispatcher.ResponseData): void => {
+        if (err !== null) Object.defineProperty(err, kOrigin, { value: origin })
+        callback(err, res)
+      }
       if (hop.cache === undefined) {
-        hop.dispatcher.request(opts, callback)
+        hop.dispatcher.request(opts, done)
         return
       }
       const fetch = async () => {
         const res = await hop.dispatcher.request(opts)
         return await buffer(res, options.maxBodyBytes, shareable(res.headers))
       }
-      hop.cache.run(hop.key!, fetch, materialize).then((res) => callback(null, res), (err: Error) => callback(err))
+      hop.cache.run(hop.key!, fetch, materialize).then((res) => done(null, res), (err: Error) => done(err))
     }
   }
   const userOptions = { ...options.replyFrom }
@@ -110,6 +118,7 @@ function shareable (headers: IncomingHttpHeaders): boolean {
 function sendUpstreamError (reply: FastifyReply, { error }: { error: unknown }): void {
   const err = toUpstreamError(error)
   const pool = routeMeta(reply.request)?.pool ?? 'default'
-  reply.log.warn({ pool, url: reply.request.url, code: err.code }, err.message)
+  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, err.message)
+  if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)
 }

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionOptions } from 'node:tls'
 import type { PoolSettings } from '../config/schema.js'
+import { ResilientDispatcher } from '../client/resilient-dispatcher.js'
 import { PoolDispatcher } from '../pool/dispatcher.js'
 import { loadTlsMaterial } from '../tls/index.js'
 
@@ -21,7 +22,7 @@ function tlsOptions (settings: PoolSettings, ctx: BuildContext): ConnectionOptio
   return { ...material, rejectUnauthorized: false, checkServerIdentity: () => undefined }
 }
 
-/** Settings to a live dispatcher, with everything that needs the file system or the logger. */
-export function buildDispatcher (settings: PoolSettings, ctx: BuildContext): PoolDispatcher {
-  return new PoolDispatcher(settings, { tls: tlsOptions(settings, ctx) })
+/** Settings to a live dispatcher (connections, then retries and breaker), with everything that needs the file system or the logger. */
+export function buildDispatcher (settings: PoolSettings, ctx: BuildContext): ResilientDispatcher {
+  return new ResilientDispatcher(new PoolDispatcher(settings, { tls: tlsOptions(settings, ctx) }), settings)
 }

@@ -2,21 +2,24 @@ import { ResponseCache, type CacheLimits } from '../client/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
-import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
+import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
+import type { PoolStats } from '../pool/dispatcher.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
   settings: PoolSettings
-  dispatcher: PoolDispatcher
+  dispatcher: ResilientDispatcher
   /** `request()` callers' keys. */
   clientCache: ResponseCache
   /** Forwarded routes' `cacheKey`s: kept apart from the callers' keys. */
   forwardCache: ResponseCache
 }
 
-export interface PoolCounters {
+export interface PoolCounters extends ResilienceCounters {
+  /** Upstream exchanges (each retry attempt counts) and those that failed without a response. */
   requests: number
   errors: number
+  openCircuits: number
   cacheHits: number
   cacheCoalesced: number
   cacheMisses: number
@@ -97,7 +100,9 @@ export class PoolRegistry {
       const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
       out[id] = {
         ...dispatcher.stats,
+        ...dispatcher.pool.counters,
         ...dispatcher.counters,
+        openCircuits: dispatcher.breaker?.open ?? 0,
         cacheHits: sum((c) => c.counters.hits),
         cacheCoalesced: sum((c) => c.counters.coalesced),
         cacheMisses: sum((c) => c.counters.misses),

@@ -1,0 +1,58 @@
+interface Circuit {
+  failures: number
+  /** When the circuit opened; 0 while closed. */
+  openedAt: number
+  /** A half-open circuit lets one trial through at a time. */
+  trial: boolean
+}
+
+export type Admission = { ok: true, trial: boolean } | { ok: false, retryAfterMs: number }
+
+/**
+ * Per-origin circuit breaker: `threshold` consecutive failures open the
+ * circuit; while open it rejects at once; after `reset` ms one trial request
+ * goes through (half-open) and its outcome closes or reopens it.
+ */
+export class CircuitBreaker {
+  private readonly circuits = new Map<string, Circuit>()
+
+  constructor (private readonly threshold: number, private readonly reset: number) {}
+
+  get open (): number {
+    let n = 0
+    for (const c of this.circuits.values()) if (c.openedAt > 0) n++
+    return n
+  }
+
+  admit (origin: string, now = Date.now()): Admission {
+    const c = this.circuits.get(origin)
+    if (c === undefined || c.openedAt === 0) return { ok: true, trial: false }
+    const wait = c.openedAt + this.reset - now
+    if (wait > 0 || c.trial) return { ok: false, retryAfterMs: Math.max(wait, 1000) }
+    c.trial = true
+    return { ok: true, trial: true }
+  }
+
+  success (origin: string): void {
+    this.circuits.delete(origin)
+  }
+
+  /** A trial that ended with neither outcome (aborted by its caller) lets the next one through. */
+  abandon (origin: string): void {
+    const c = this.circuits.get(origin)
+    if (c !== undefined) c.trial = false
+  }
+
+  failure (origin: string, now = Date.now()): void {
+    let c = this.circuits.get(origin)
+    if (c === undefined) {
+      c = { failures: 0, openedAt: 0, trial: false }
+      this.circuits.set(origin, c)
+    }
+    c.failures++
+    if (c.trial || c.failures >= this.threshold) {
+      c.openedAt = now
+      c.trial = false
+    }
+  }
+}

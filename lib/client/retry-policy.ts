@@ -1,0 +1,29 @@
+import type { PoolSettings } from '../config/schema.js'
+
+// A connection that could not be made: nothing was sent, any method may be retried.
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+// Failures after the request was written: retried for idempotent methods only.
+const AFTER_WRITE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED'])
+// What the breaker counts besides 502/503/504 responses: the upstream did not answer.
+const BREAKER_ERRORS = new Set([...NOT_CONNECTED, ...AFTER_WRITE])
+
+const code = (err: unknown): string => String((err as { code?: unknown })?.code ?? '')
+
+export function isConnectFailure (err: unknown): boolean { return NOT_CONNECTED.has(code(err)) }
+export function isAfterWriteFailure (err: unknown): boolean { return AFTER_WRITE.has(code(err)) }
+export function countsAsBreakerFailure (err: unknown): boolean { return BREAKER_ERRORS.has(code(err)) }
+export const isFailureStatus = (status: number): boolean => status === 502 || status === 503 || status === 504
+
+/** Wait before retry `k` (1-based): `random(0.8, 1.0) * base * 2^(k-1)`, capped by max-delay. */
+export function backoff (s: PoolSettings, k: number, random = Math.random): number {
+  return Math.min(s['retry.max-delay'], (0.8 + 0.2 * random()) * s['retry.base-delay'] * 2 ** (k - 1))
+}
+
+/** `Retry-After` as delay-seconds or an HTTP-date, in ms; undefined when absent or unreadable. */
+export function parseRetryAfter (value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim()
+  if (v === undefined || v === '') return undefined
+  if (/^[0-9]+$/.test(v)) return Number(v) * 1000
+  const date = Date.parse(v)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
