@@ -24,7 +24,7 @@ export class ConnectionBudget {
   get waiting (): number { return this.waiters.length }
 
   /** A connector for one client: waits for a slot, then connects through `base`. */
-  connector (client: () => Client, base: Connector, onSocket: (socket: Socket) => void): Connector {
+  connector (client: () => Client, base: Connector, onSocket: (socket: Socket, client: Client) => void): Connector {
     return (options, callback) => {
       const start = (slot: Slot): void => {
         if (this.closed || slot.client.destroyed) {
@@ -40,7 +40,7 @@ export class ConnectionBudget {
           }
           slot.socket = socket
           socket.once('close', () => this.release(slot))
-          onSocket(socket)
+          onSocket(socket, slot.client)
           callback(null, socket)
         })
       }

@@ -5,6 +5,7 @@ import type { PoolSettings } from '../config/schema.js'
 import { ConnectionBudget, type Connector } from './budget.js'
 import { parseProxy } from '../config/values.js'
 import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
+import { ConnectionLifetime } from './lifetime.js'
 import { HttpProxy } from './proxy.js'
 import { ExchangeHandler, type ExchangeCounters } from './exchange.js'
 import { StaticHeaders } from './static-headers.js'
@@ -55,12 +56,20 @@ export class PoolDispatcher extends Dispatcher {
       base = this.proxy.connector(toProxy, { ...options.tls, ALPNProtocols: alpn }, settings['http.connection.timeout'])
     }
     const noDelay = settings['http.tcp.nodelay']
-    const onSocket = (socket: Socket): void => { socket.setNoDelay(noDelay) }
+    const lifetimeMs = settings['connection.max-lifetime']
+    const lifetime = lifetimeMs > 0 ? new ConnectionLifetime(lifetimeMs) : undefined
+    const onSocket = (socket: Socket, client: Client): void => {
+      socket.setNoDelay(noDelay)
+      lifetime?.track(client, socket)
+    }
     const clientOpts = clientOptions(settings)
     const newClient = (origin: URL, opts: object): Client => {
       const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, base, onSocket) as never })
       // With one socket per client, 'drain' means the socket just became idle.
-      client.on('drain', () => budget.poke())
+      client.on('drain', () => {
+        lifetime?.check(client)
+        budget.poke()
+      })
       return client
     }
     this.agent = new Agent({
