@@ -8,6 +8,7 @@ import { decorateFrom } from './lib/forward/reply-from.js'
 import { trackRoutes } from './lib/forward/routes.js'
 import { DEFAULT_CACHE_LIMITS, type CacheLimits } from './lib/client/cache.js'
 import { PoolRegistry } from './lib/registry/registry.js'
+import { watchConfig } from './lib/registry/watch.js'
 import './types/augment.js'
 
 export interface FastifyHttpPoolsOptions {
@@ -23,6 +24,8 @@ export interface FastifyHttpPoolsOptions {
   replyFrom?: Record<string, unknown>
   /** Memory bounds of each pool's response cache (`cache.ttl`). */
   cacheLimits?: Partial<CacheLimits>
+  /** Reload when the `config` file changes (file events, backed by polling). */
+  watch?: boolean
 }
 
 // With neither `config` nor `xml`: one pool, `default`, with every default.
@@ -32,29 +35,42 @@ function configRootOf (opts: FastifyHttpPoolsOptions): string {
   return resolve(opts.configRoot ?? (opts.config !== undefined ? dirname(resolve(opts.config)) : process.cwd()))
 }
 
-async function loadConfig (opts: FastifyHttpPoolsOptions): Promise<ParsedConfig> {
-  if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
-  if (opts.config !== undefined) return await loadConfigFile(opts.config, configRootOf(opts))
-  return parseConfig(opts.xml ?? DEFAULT_XML, { configRoot: configRootOf(opts) })
+/** The config from `xml` when given (reload), else the file, else the inline XML. */
+async function loadConfig (opts: FastifyHttpPoolsOptions, xml?: string): Promise<ParsedConfig> {
+  if (xml === undefined && opts.config !== undefined) return await loadConfigFile(opts.config, configRootOf(opts))
+  return parseConfig(xml ?? opts.xml ?? DEFAULT_XML, { configRoot: configRootOf(opts) })
 }
 
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
-  const config = await loadConfig(opts)
+  if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
+  if (opts.watch === true && opts.config === undefined) throw new TypeError('fastify-http-pools: `watch` needs a `config` file')
+  const inFile = (err: unknown): unknown => err instanceof ConfigError && opts.config !== undefined && err.file === undefined ? err.inFile(opts.config) : err
   const cacheLimits = { ...DEFAULT_CACHE_LIMITS, ...opts.cacheLimits }
+  let usedPools: () => string[] = () => []
   let registry: PoolRegistry
   try {
-    registry = new PoolRegistry(config, { configRoot: configRootOf(opts), log: fastify.log, cacheLimits })
+    registry = new PoolRegistry(await loadConfig(opts), {
+      configRoot: configRootOf(opts),
+      log: fastify.log,
+      cacheLimits,
+      load: async (xml) => await loadConfig(opts, xml).catch((err: unknown) => { throw inFile(err) }),
+      usedPools: () => usedPools()
+    })
   } catch (err) {
-    throw err instanceof ConfigError && opts.config !== undefined ? err.inFile(opts.config) : err
+    throw inFile(err)
   }
   fastify.decorate('pools', registry)
-  trackRoutes(fastify, (id) => registry.has(id), () => registry.ids)
+  usedPools = trackRoutes(fastify, (id) => registry.has(id), () => registry.ids)
   decorateFrom(fastify, {
     ...(opts.origin !== undefined ? { origin: opts.origin } : {}),
     ...(opts.replyFrom !== undefined ? { replyFrom: opts.replyFrom } : {}),
     targetFor: (pool) => registry.entryFor(pool),
     maxBodyBytes: cacheLimits.maxBodyBytes
   })
+  if (opts.watch === true) {
+    const stop = watchConfig(resolve(opts.config!), async () => await registry.reload())
+    fastify.addHook('onClose', async () => { stop() })
+  }
   fastify.addHook('onClose', async () => { await registry.close() })
 }
 

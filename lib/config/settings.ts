@@ -37,3 +37,21 @@ export function freezeSettings (values: Omit<PoolSettings, 'headers'> & { header
   const s = { ...values, headers: Object.freeze(values.headers) } as PoolSettings
   return Object.freeze(printMasked(s, () => maskSettings(s)))
 }
+
+/** Whether two pools' settings are the same, secrets included (their printed forms mask those). */
+export function sameSettings (a: PoolSettings, b: PoolSettings): boolean {
+  if (a.id !== b.id || a.headers.length !== b.headers.length) return false
+  if (a.headers.some((h, i) => h.name !== b.headers[i]!.name || h.value !== b.headers[i]!.value)) return false
+  return ATTRIBUTES.every(({ key }) => {
+    const x = a[key]
+    const y = b[key]
+    return Array.isArray(x) && Array.isArray(y) ? x.length === y.length && x.every((v, i) => v === y[i]) : x === y
+  })
+}
+
+/** The attributes whose values differ, for the reload log (names only: values may be secret). */
+export function changedAttributes (a: PoolSettings, b: PoolSettings): string[] {
+  const out = ATTRIBUTES.filter(({ key }) => JSON.stringify(a[key]) !== JSON.stringify(b[key])).map(({ key }) => key as string)
+  if (a.headers.length !== b.headers.length || a.headers.some((h, i) => h.name !== b.headers[i]!.name || h.value !== b.headers[i]!.value)) out.push('headers')
+  return out
+}

@@ -9,8 +9,11 @@ export interface RouteMeta {
 
 const kRoute = Symbol('fastify-http-pools.route')
 
-/** Records each route's `pool` (or `config.pool`) and `cacheKey`; `ready()` rejects when a pool is not configured. */
-export function trackRoutes (fastify: FastifyInstance, has: (id: string) => boolean, ids: () => string[]): void {
+/**
+ * Records each route's `pool` (or `config.pool`) and `cacheKey`; `ready()`
+ * rejects when a pool is not configured. Returns the pools routes use.
+ */
+export function trackRoutes (fastify: FastifyInstance, has: (id: string) => boolean, ids: () => string[]): () => string[] {
   const declared: Array<RouteMeta & { method: string, pool: string }> = []
   fastify.addHook('onRoute', (route: RouteOptions & { pool?: unknown, cacheKey?: unknown }) => {
     const config = route.config as Record<string | symbol, unknown> | undefined
@@ -31,6 +34,7 @@ export function trackRoutes (fastify: FastifyInstance, has: (id: string) => bool
     const known = ids().map((id) => `"${id}"`).join(', ')
     throw new Error(bad.map((r) => `route ${r.method} ${r.url} uses pool "${r.pool}", which is not configured (known pools: ${known})`).join('; '))
   })
+  return () => declared.map((r) => r.pool)
 }
 
 /** The plugin's view of the request's route; undefined for a route with neither pool nor cacheKey. */

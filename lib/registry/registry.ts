@@ -1,8 +1,10 @@
 import { ResponseCache, type CacheLimits } from '../client/cache.js'
 import { HttpClient } from '../client/http-client.js'
+import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
+import { ConfigError } from '../config/errors.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
-import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
+import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
@@ -25,47 +27,44 @@ export interface PoolCounters extends ResilienceCounters {
   cacheMisses: number
   cacheEntries: number
   cacheBytes: number
+  /** Successful reloads of the config, and the last rejected one's error (null once a reload succeeds). */
+  reloads: number
+  lastReloadError: string | null
 }
 
 export type RegistryStats = Record<string, PoolStats & PoolCounters>
 
 export interface RegistryContext extends BuildContext {
   cacheLimits: CacheLimits
+  /** Reads the config again: the file, or the XML given to `reload()`. */
+  load: (xml?: string) => Promise<ParsedConfig>
+  /** Pools that routes use: a reload may not remove them. */
+  usedPools: () => Iterable<string>
 }
+
+// Old dispatchers get this long to finish their in-flight requests after a reload.
+export const DRAIN_MS = 30000
 
 /** `fastify.pools`: the pools of the current config, by id. */
 export class PoolRegistry {
-  private entries = new Map<string, PoolEntry>()
-  private readonly clients = new Map<string, HttpClient>()
+  private entries: Map<string, PoolEntry>
   private current: ParsedConfig
+  private readonly clients = new Map<string, HttpClient>()
+  private readonly retired = new Set<Promise<void>>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private reloads = 0
+  private lastReloadError: ConfigError | Error | null = null
   private readonly source
 
-  private readonly log: BuildContext['log']
-
-  constructor (config: ParsedConfig, ctx: RegistryContext) {
+  constructor (config: ParsedConfig, private readonly ctx: RegistryContext) {
     this.current = config
-    this.log = ctx.log
     this.source = {
       settingsOf: (id: string) => this.entry(id).settings,
       dispatcherOf: (id: string) => this.entry(id).dispatcher,
       cacheOf: (id: string) => this.entry(id).clientCache,
       maxBodyBytes: ctx.cacheLimits.maxBodyBytes
     }
-    try {
-      for (const settings of config.pools) {
-        const ttl = settings['cache.ttl']
-        this.entries.set(settings.id, {
-          settings,
-          dispatcher: buildDispatcher(settings, ctx),
-          clientCache: new ResponseCache(ttl, ctx.cacheLimits),
-          forwardCache: new ResponseCache(ttl, ctx.cacheLimits)
-        })
-      }
-    } catch (err) {
-      // A pool that cannot be built (unreadable keystore…) must not leave the others' dispatchers behind.
-      for (const { dispatcher } of this.entries.values()) dispatcher.destroy().catch(() => {})
-      throw err
-    }
+    this.entries = this.build(config, new Map())
   }
 
   get ids (): string[] { return this.current.pools.map((p) => p.id) }
@@ -77,7 +76,7 @@ export class PoolRegistry {
   get (id?: string | null): HttpClient {
     let key = id ?? this.defaultId
     if (!this.entries.has(key)) {
-      this.log.warn({ pool: key, defaultPool: this.defaultId }, `connection pool "${key}" is not configured; using the default pool "${this.defaultId}"`)
+      this.ctx.log.warn({ pool: key, defaultPool: this.defaultId }, `connection pool "${key}" is not configured; using the default pool "${this.defaultId}"`)
       key = this.defaultId
     }
     let client = this.clients.get(key)
@@ -93,8 +92,21 @@ export class PoolRegistry {
     return this.entry(id ?? this.defaultId)
   }
 
+  /**
+   * Re-reads the config (or uses `xml`). Invalid: rejects with the error and the
+   * current pools keep serving. Valid: new requests use the new pools at once;
+   * pools whose settings did not change keep their dispatcher, connections and
+   * cache; replaced ones finish their in-flight requests, then close.
+   */
+  async reload (opts: { xml?: string } = {}): Promise<void> {
+    const run = this.queue.then(async () => await this.apply(opts.xml))
+    this.queue = run.catch(() => {})
+    await run
+  }
+
   stats (): RegistryStats {
     const out: RegistryStats = {}
+    const lastReloadError = this.lastReloadError?.message ?? null
     for (const [id, { dispatcher, clientCache, forwardCache }] of this.entries) {
       const caches = [clientCache, forwardCache]
       const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
@@ -107,19 +119,103 @@ export class PoolRegistry {
         cacheCoalesced: sum((c) => c.counters.coalesced),
         cacheMisses: sum((c) => c.counters.misses),
         cacheEntries: sum((c) => c.size),
-        cacheBytes: sum((c) => c.totalBytes)
+        cacheBytes: sum((c) => c.totalBytes),
+        reloads: this.reloads,
+        lastReloadError
       }
     }
     return out
   }
 
-  /** In-flight requests finish, then every socket of every pool closes. */
+  /** In-flight requests finish, then every socket of every pool, current or retired, closes. */
   async close (): Promise<void> {
-    await Promise.all([...this.entries.values()].map(async (e) => {
-      e.clientCache.clear()
-      e.forwardCache.clear()
-      await e.dispatcher.close()
-    }))
+    await this.queue
+    await Promise.all([...[...this.entries.values()].map(async (e) => await this.retire(e)), ...this.retired])
+  }
+
+  private async apply (xml: string | undefined): Promise<void> {
+    let config: ParsedConfig
+    let next: Map<string, PoolEntry>
+    try {
+      config = await this.ctx.load(xml)
+      const used = new Set(this.ctx.usedPools())
+      const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
+      if (removed.length > 0) {
+        throw new ConfigError(removed.map((id) => ({ message: 'is used by a route and cannot be removed', pool: id })))
+      }
+      next = this.build(config, this.entries)
+    } catch (err) {
+      this.lastReloadError = err as Error
+      this.ctx.log.error({ errors: (err as ConfigError).errors }, `config reload rejected, the previous pools keep serving: ${(err as Error).message}`)
+      throw err
+    }
+    const previous = this.entries
+    this.entries = next
+    this.current = config
+    this.reloads++
+    this.lastReloadError = null
+    this.logChanges(previous, next)
+    for (const [id, entry] of previous) {
+      if (next.get(id) !== entry) {
+        const closing = this.retire(entry)
+        this.retired.add(closing)
+        closing.finally(() => this.retired.delete(closing)).catch(() => {})
+      }
+    }
+  }
+
+  /** Entries for `config`, reusing those of `keep` whose settings did not change. */
+  private build (config: ParsedConfig, keep: Map<string, PoolEntry>): Map<string, PoolEntry> {
+    const built = new Map<string, PoolEntry>()
+    const fresh: PoolEntry[] = []
+    try {
+      for (const settings of config.pools) {
+        const old = keep.get(settings.id)
+        if (old !== undefined && sameSettings(old.settings, settings)) {
+          built.set(settings.id, old)
+          continue
+        }
+        const ttl = settings['cache.ttl']
+        const entry: PoolEntry = {
+          settings,
+          dispatcher: buildDispatcher(settings, this.ctx),
+          clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
+          forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits)
+        }
+        fresh.push(entry)
+        built.set(settings.id, entry)
+      }
+    } catch (err) {
+      // A pool that cannot be built (unreadable keystore…) must not leave the others' dispatchers behind.
+      for (const e of fresh) e.dispatcher.destroy().catch(() => {})
+      throw err
+    }
+    return built
+  }
+
+  /** Lets the entry's in-flight requests finish, forcing its sockets closed after DRAIN_MS. */
+  private async retire (entry: PoolEntry): Promise<void> {
+    entry.clientCache.clear()
+    entry.forwardCache.clear()
+    const force = setTimeout(() => { entry.dispatcher.destroy().catch(() => {}) }, DRAIN_MS)
+    force.unref()
+    try {
+      await entry.dispatcher.close()
+    } finally {
+      clearTimeout(force)
+    }
+  }
+
+  private logChanges (previous: Map<string, PoolEntry>, next: Map<string, PoolEntry>): void {
+    const changes: Record<string, string> = {}
+    for (const [id, entry] of next) {
+      const old = previous.get(id)
+      if (old === undefined) changes[id] = 'added'
+      else if (old === entry) changes[id] = 'unchanged'
+      else changes[id] = `changed: ${changedAttributes(old.settings, entry.settings).join(', ')}`
+    }
+    for (const id of previous.keys()) if (!next.has(id)) changes[id] = 'removed'
+    this.ctx.log.info({ pools: changes }, `config reloaded (${Object.entries(changes).map(([id, c]) => `${id}: ${c}`).join('; ')})`)
   }
 
   private entry (id: string): PoolEntry {
