@@ -10,6 +10,19 @@
 //   pool      the plugin pool expected to carry the requests; checked after
 //             warm-up through the server's `app.pools.stats()`, so a routing
 //             mistake cannot pass for a result
+//   cached    the route coalesces/caches: after warm-up the pool must show
+//             cache hits or coalesced requests
+//   lifetime  x:connection.max-lifetime of the case's pool (ms): every counted
+//             run must open upstream connections (at least one per two
+//             lifetimes), so an ignored attribute cannot pass for a result
+//   target    an acceptance target, checked on the medians and printed as
+//             PASS/FAIL: { issue, minRpsRatio (req/s over the baseline's),
+//             maxUpstreamRatio (upstream exchanges over client requests),
+//             minConnections (wrk -c the target is stated for) }
+//
+// Order matters: the rounds walk this list as a ring (see bench/run.js), so a
+// case with a target sits right after its baseline and the two run back to
+// back.
 
 // The undici options the plugin derives for a pool with every default
 // (lib/pool/options.ts; max-per-route 200, socket and connect timeouts 30 s,
@@ -26,23 +39,35 @@ const DEFAULT_POOL_UNDICI = {
 }
 
 // A default pool and `banana` with the same limits and no headers, so the
-// named case differs from the default one only by the route's pool.
-const POOLS_XML = `<?xml version="1.0" encoding="UTF-8"?>
-<http-connection-pools xmlns="http://docs.openrepose.org/repose/http-connection-pool/v1.0">
-  <pool id="default" default="true" http.conn-manager.max-per-route="200"/>
+// named case differs from the default one only by the route's pool. `extra`:
+// attributes of the `x:` extension namespace added to the default pool only,
+// so two cases differ by exactly those attributes.
+function poolsXml (extra = '') {
+  const ns = extra === '' ? '' : ' xmlns:x="urn:fastify-http-pools:1"'
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<http-connection-pools xmlns="http://docs.openrepose.org/repose/http-connection-pool/v1.0"${ns}>
+  <pool id="default" default="true" http.conn-manager.max-per-route="200"${extra === '' ? '' : ' ' + extra}/>
   <pool id="banana" http.conn-manager.max-per-route="200"/>
 </http-connection-pools>`
+}
+
+const POOLS_XML = poolsXml()
 
 const forward = (req, reply) => reply.from()
 
-/** The plugin from dist/ (npm run bench builds first), one route `/*` on `pool`, or on the default pool. */
-function pluginCase (pool) {
+/**
+ * The plugin from dist/ (npm run bench builds first) with `xml`, one route
+ * `/*` with `routeOptions` (`{ pool }`, `{ cacheKey }`; none: the default pool).
+ */
+function pluginCase ({ xml = POOLS_XML, routeOptions = {} } = {}) {
   return async (app, upstream) => {
     const plugin = require('../dist/index.js').default
-    await app.register(plugin, { origin: upstream, xml: POOLS_XML })
-    app.get('/*', pool === undefined ? {} : { pool }, forward)
+    await app.register(plugin, { origin: upstream, xml })
+    app.get('/*', routeOptions, forward)
   }
 }
+
+const ROTATION_MS = 1000
 
 const cases = [
   {
@@ -59,19 +84,56 @@ const cases = [
     }
   },
   {
+    // Issue 5: one hot URL, every request with the same cache key.
+    name: 'plugin-cached',
+    what: 'the plugin, route { cacheKey: () => \'hot\' } on the default pool (cache.ttl 500)',
+    baseline: 'reply-from',
+    pool: 'default',
+    cached: true,
+    target: { issue: 5, minRpsRatio: 3, maxUpstreamRatio: 1 / 50, minConnections: 64 },
+    setup: pluginCase({ routeOptions: { cacheKey: () => 'hot' } })
+  },
+  {
+    name: 'plugin-named',
+    what: 'the plugin, same config as plugin-default, route { pool: \'banana\' }',
+    baseline: 'reply-from',
+    pool: 'banana',
+    setup: pluginCase({ routeOptions: { pool: 'banana' } })
+  },
+  {
     name: 'plugin-default',
     what: 'the plugin, origin = upstream, route on the default pool',
     baseline: 'reply-from',
     pool: 'default',
-    setup: pluginCase(undefined)
+    setup: pluginCase()
   },
   {
-    name: 'plugin-named',
-    what: 'the plugin, same config, route { pool: \'banana\' }',
+    // Issue 7: the plugin-default config plus a lifetime, nothing else.
+    name: 'plugin-rotation',
+    what: `plugin-default plus x:connection.max-lifetime="${ROTATION_MS}" on the default pool`,
+    baseline: 'plugin-default',
+    pool: 'default',
+    lifetime: ROTATION_MS,
+    target: { issue: 7, minRpsRatio: 0.97 },
+    setup: pluginCase({ xml: poolsXml(`x:connection.max-lifetime="${ROTATION_MS}"`) })
+  },
+  {
+    // No retries, no breaker, no deadlines: the resilience layer hands each request straight to the pool.
+    name: 'plugin-plain',
+    what: 'the plugin, default pool with x:retry.max-attempts="1": resilience layer passed through',
     baseline: 'reply-from',
-    pool: 'banana',
-    setup: pluginCase('banana')
+    pool: 'default',
+    setup: pluginCase({ xml: poolsXml('x:retry.max-attempts="1"') })
+  },
+  {
+    // Issue 6: retries (default 3), breaker, queue and request deadlines all active.
+    name: 'plugin-resilient',
+    what: 'the plugin, default pool with retries, x:circuit-breaker.threshold="5", x:queue.timeout and x:request.timeout="30000"',
+    baseline: 'plugin-plain',
+    pool: 'default',
+    target: { issue: 6, minRpsRatio: 0.97 },
+    setup: pluginCase({ xml: poolsXml('x:circuit-breaker.threshold="5" x:queue.timeout="30000" x:request.timeout="30000"') })
   }
 ]
 
-module.exports = { cases, DEFAULT_POOL_UNDICI, POOLS_XML }
+module.exports = { cases, DEFAULT_POOL_UNDICI, POOLS_XML, poolsXml }

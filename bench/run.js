@@ -2,12 +2,13 @@
 // npm run bench: nginx as the upstream, each case of bench/cases.js as a
 // Fastify server in its own process, wrk as the load. Alternated rounds, every
 // case once per round in a rotated order; medians and per-round ratios against
-// each case's baseline. See BENCHMARKS.md.
+// each case's baseline; PASS/FAIL for the cases with a target. See BENCHMARKS.md.
 //
 // Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
 // BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of the
 // uncounted first run against each case, default 1), BENCH_CASES
-// (comma-separated names, default all; a case's baseline is added when missing).
+// (comma-separated names, default all; a case's baseline is added when missing),
+// BENCH_STRICT (1: exit 1 when a target fails).
 
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -37,23 +38,17 @@ function positiveInt (name, fallback) {
 function selectCases () {
   const raw = process.env.BENCH_CASES
   if (raw === undefined || raw.trim() === '') return ALL_CASES
-  const wanted = new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))
-  for (const name of wanted) {
+  const named = new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))
+  for (const name of named) {
     if (!ALL_CASES.some((c) => c.name === name)) {
       throw new BenchError(`BENCH_CASES: no case "${name}" (cases: ${ALL_CASES.map((c) => c.name).join(', ')})`)
     }
   }
-  // A case's ratios need its baseline in the same rounds.
-  let added = true
-  while (added) {
-    added = false
-    for (const c of ALL_CASES) {
-      if (wanted.has(c.name) && c.baseline && !wanted.has(c.baseline)) {
-        wanted.add(c.baseline)
-        added = true
-      }
-    }
-  }
+  // A named case's ratios need its baseline in the same rounds. Only one level:
+  // the baseline's own baseline is not added unless named too (its ratio is then
+  // left out), so a group runs as a pair and the pair's runs stay close together.
+  const wanted = new Set(named)
+  for (const c of ALL_CASES) if (named.has(c.name) && c.baseline) wanted.add(c.baseline)
   return ALL_CASES.filter((c) => wanted.has(c.name))
 }
 
@@ -281,12 +276,32 @@ function startServer (spec, upstream) {
   })
 }
 
-function poolStats (child) {
+/**
+ * The case server's counters: `stats` (the plugin's `app.pools.stats()`, null
+ * without the plugin) and `connects` (upstream connections opened so far).
+ * Asked for outside wrk's timed runs only.
+ */
+function serverCounters (child) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BenchError('no answer to "stats"')), 5000)
-    child.once('message', (msg) => { clearTimeout(timer); resolve(msg && msg.stats) })
+    const timer = setTimeout(() => reject(new BenchError(`case ${child.label}: no answer to "stats"`)), 5000)
+    child.once('message', (msg) => {
+      clearTimeout(timer)
+      if (!msg || typeof msg.connects !== 'number') return reject(new BenchError(`case ${child.label}: sent ${JSON.stringify(msg)} instead of its stats`))
+      resolve({ stats: msg.stats, connects: msg.connects })
+    })
     child.send('stats')
   })
+}
+
+const POOL_COUNTERS = ['requests', 'errors', 'retries', 'cacheHits', 'cacheCoalesced', 'cacheMisses']
+
+/** What the server did upstream between two `serverCounters` readings: counters of `pool`, and new connections. */
+function upstreamDelta (before, after, pool) {
+  const delta = { connects: after.connects - before.connects }
+  const b = before.stats?.[pool]
+  const a = after.stats?.[pool]
+  if (a && b) for (const key of POOL_COUNTERS) delta[key] = (a[key] ?? 0) - (b[key] ?? 0)
+  return delta
 }
 
 /** One plain GET before any load: the case must answer the upstream's body. */
@@ -378,12 +393,24 @@ function summarize (specs, rounds) {
       rps: { median: Math.round(median(rps)), min: Math.round(Math.min(...rps)), max: Math.round(Math.max(...rps)) },
       p99Ms: { median: round3(median(runs.map((x) => x.p99))), min: round3(Math.min(...runs.map((x) => x.p99))), max: round3(Math.max(...runs.map((x) => x.p99))) }
     }
-    if (spec.baseline) {
+    if (spec.baseline && specs.some((s) => s.name === spec.baseline)) {
       // Ratios are taken round by round (both cases ran minutes apart at most), then the median.
+      const ratios = rpsRatios(rounds, spec)
       entry.vs = {
         baseline: spec.baseline,
-        rpsRatio: round3(median(rounds.map((r) => r[spec.name].rps / r[spec.baseline].rps))),
+        rpsRatio: round3(median(ratios)),
+        rpsRatioMin: round3(Math.min(...ratios)),
+        rpsRatioMax: round3(Math.max(...ratios)),
         p99Ratio: round3(median(rounds.map((r) => r[spec.name].p99 / r[spec.baseline].p99)))
+      }
+    }
+    if (runs[0].upstream) {
+      // Totals over the counted runs.
+      const sum = (key) => runs.reduce((n, x) => n + (x.upstream[key] ?? 0), 0)
+      entry.upstream = { connects: sum('connects') }
+      if (runs[0].upstream.requests !== undefined) {
+        for (const key of POOL_COUNTERS) entry.upstream[key] = sum(key)
+        entry.upstream.clientRequests = runs.reduce((n, x) => n + x.requests, 0)
       }
     }
     summary[spec.name] = entry
@@ -391,8 +418,10 @@ function summarize (specs, rounds) {
   return summary
 }
 
+const rpsRatios = (rounds, spec) => rounds.map((r) => r[spec.name].rps / r[spec.baseline].rps)
+
 function table (summary) {
-  const head = ['case', 'req/s median', 'req/s min-max', 'p99 ms median', 'baseline', 'req/s ratio', 'p99 ratio']
+  const head = ['case', 'req/s median', 'req/s min-max', 'p99 ms median', 'baseline', 'req/s ratio', 'ratio min-max', 'p99 ratio']
   const rows = Object.entries(summary).map(([name, s]) => [
     name,
     String(s.rps.median),
@@ -400,11 +429,66 @@ function table (summary) {
     s.p99Ms.median.toFixed(2),
     s.vs ? s.vs.baseline : '-',
     s.vs ? s.vs.rpsRatio.toFixed(3) : '-',
+    s.vs ? `${s.vs.rpsRatioMin.toFixed(3)}-${s.vs.rpsRatioMax.toFixed(3)}` : '-',
     s.vs ? s.vs.p99Ratio.toFixed(3) : '-'
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+// ---------------------------------------------------------------- targets
+
+/** Upstream exchanges per client request (wrk's total) in one counted run; undefined without pool counters. */
+const upstreamRatio = (run) => run.upstream?.requests === undefined ? undefined : run.upstream.requests / Math.max(1, run.requests)
+
+function spread (values, digits) {
+  const f = (n) => Number(n.toFixed(digits))
+  return { median: f(median(values)), min: f(Math.min(...values)), max: f(Math.max(...values)), rounds: values.map(f) }
+}
+
+/**
+ * The acceptance targets of the selected cases. Each is checked on the median
+ * over rounds of a per-round value; min and max over rounds are its spread.
+ */
+function checkTargets (specs, rounds, settings) {
+  const out = []
+  for (const spec of specs) {
+    const t = spec.target
+    if (!t || !specs.some((s) => s.name === spec.baseline)) continue
+    const base = { issue: t.issue, case: spec.name, baseline: spec.baseline }
+    const note = t.minConnections !== undefined && settings.connections < t.minConnections
+      ? `stated for wrk -c >= ${t.minConnections}, run with -c${settings.connections}`
+      : undefined
+    const result = (pass) => note ? 'N/A' : pass ? 'PASS' : 'FAIL'
+    if (t.minRpsRatio !== undefined) {
+      const s = spread(rpsRatios(rounds, spec), 3)
+      out.push({ ...base, metric: `req/s ${spec.name} / ${spec.baseline}`, target: `>= ${t.minRpsRatio}`, ...s, result: result(s.median >= t.minRpsRatio), note })
+    }
+    if (t.maxUpstreamRatio !== undefined) {
+      const s = spread(rounds.map((r) => upstreamRatio(r[spec.name])), 5)
+      out.push({ ...base, metric: `upstream requests / client requests of ${spec.name}`, target: `<= ${round3(t.maxUpstreamRatio)} (1/${Math.round(1 / t.maxUpstreamRatio)})`, ...s, result: result(s.median <= t.maxUpstreamRatio), note })
+    }
+  }
+  return out
+}
+
+function targetLine (t) {
+  const n = t.rounds.length
+  const caveat = [t.note, n < 3 && `${n} round${n > 1 ? 's' : ''}: indicative only`].filter(Boolean).join('; ')
+  return `${t.result.padEnd(4)}  issue ${t.issue}  ${t.metric}: median ${t.median} (spread ${t.min}-${t.max} over ${n} round${n > 1 ? 's' : ''}), target ${t.target}${caveat ? `  [${caveat}]` : ''}`
+}
+
+/** The round line's upstream part: new connections; for a caching case, exchanges per client request and the cache counters. */
+function upstreamText (spec, run) {
+  if (!run.upstream) return ''
+  const u = run.upstream
+  let text = `  conns +${u.connects}`
+  if (u.requests !== undefined && (spec.cached || spec.target?.maxUpstreamRatio !== undefined)) {
+    text += `  upstream ${u.requests} / client ${run.requests} = ${upstreamRatio(run).toFixed(5)}` +
+      ` (hits ${u.cacheHits}, coalesced ${u.cacheCoalesced}, misses ${u.cacheMisses})`
+  }
+  return text
 }
 
 // ---------------------------------------------------------------- main
@@ -414,6 +498,7 @@ async function main () {
   const roundCount = positiveInt('BENCH_ROUNDS', 5)
   const connections = positiveInt('BENCH_CONNECTIONS', 64)
   const warmup = positiveInt('BENCH_WARMUP', 1)
+  const strict = process.env.BENCH_STRICT === '1'
   const specs = selectCases()
   const tools = requireTools()
   const info = machine(tools)
@@ -440,38 +525,68 @@ async function main () {
     const warm = checkAlive(spec, targets, await wrk(tools.wrk, url, warmup, connections))
     if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
     if (spec.pool) {
-      const stats = await poolStats(targets[spec.name].child)
+      const { stats } = await serverCounters(targets[spec.name].child)
       const carried = stats?.[spec.pool]?.requests ?? 0
       const others = Object.entries(stats || {}).filter(([id]) => id !== spec.pool).reduce((n, [, s]) => n + s.requests, 0)
       if (carried === 0 || others > 0) {
         throw new BenchError(`case ${spec.name}: expected pool "${spec.pool}" to carry the requests; pool stats: ${JSON.stringify(stats)}`)
+      }
+      const shared = stats[spec.pool].cacheHits + stats[spec.pool].cacheCoalesced
+      if (spec.cached && !(shared > 0)) {
+        throw new BenchError(`case ${spec.name}: expected cache hits or coalesced requests on pool "${spec.pool}" after warm-up; pool stats: ${JSON.stringify(stats[spec.pool])}`)
       }
     }
     console.log(`warm-up ${spec.name.padEnd(16)} ${Math.round(warm.rps)} req/s`)
   }
 
   const rounds = []
+  const n = specs.length
   for (let r = 0; r < roundCount; r++) {
-    // Rotate the order each round, so no case always runs first or after the same neighbour.
-    const order = specs.map((_, i) => specs[(i + r) % specs.length])
+    // The cases form a ring in cases.js order. Round r starts at case r and walks
+    // forwards in even rounds, backwards in odd ones: no case always runs first,
+    // and a case and the baseline next to it run back to back, each of the two
+    // first in every other round, so an order effect cancels out of their ratio.
+    const step = r % 2 === 0 ? 1 : -1
+    const order = specs.map((_, i) => specs[(((r + step * i) % n) + n) % n])
     const round = {}
     for (const spec of order) {
+      // Counters are read just before and just after wrk's timed run, never during it.
+      const server = spec.setup ? targets[spec.name].child : undefined
+      const before = server && await serverCounters(server)
       const res = checkAlive(spec, targets, await wrk(tools.wrk, targets[spec.name].url, duration, connections))
       if (res.non2xx > 0) throw new BenchError(`case ${spec.name}: ${res.non2xx} non-2xx responses in round ${r + 1}: not a forwarding measurement`)
+      const run = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
+      if (server) run.upstream = upstreamDelta(before, await serverCounters(server), spec.pool ?? 'default')
       const errs = res.socketErrors
       const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
-      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${errText}`)
-      round[spec.name] = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
+      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${upstreamText(spec, run)}${errText}`)
+      if (spec.lifetime) {
+        // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
+        const expected = Math.max(1, Math.floor(duration * 1000 / (2 * spec.lifetime)))
+        if (run.upstream.connects < expected) {
+          throw new BenchError(`case ${spec.name}: ${run.upstream.connects} upstream connection(s) opened in a ${duration} s run with a ${spec.lifetime} ms lifetime (at least ${expected} expected): connections are not being rotated`)
+        }
+      }
+      round[spec.name] = run
     }
     rounds.push({ order: order.map((s) => s.name), ...round })
   }
 
   const summary = summarize(specs, rounds)
   console.log(`\n${table(summary)}`)
+  const targetResults = checkTargets(specs, rounds, settings)
+  if (targetResults.length > 0) {
+    console.log('\ntargets (median over rounds of the per-round value; spread = min-max over rounds):')
+    for (const t of targetResults) console.log(targetLine(t))
+  }
   info.loadavgEnd = os.loadavg().map((n) => Number(n.toFixed(2)))
-  const results = { date: new Date().toISOString(), machine: info, settings, upstream: 'nginx, return 200 \'hello world\'', summary, rounds }
+  const results = { date: new Date().toISOString(), machine: info, settings, upstream: 'nginx, return 200 \'hello world\'', summary, targets: targetResults, rounds }
   fs.writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n')
   console.log(`\nload average at the end: ${info.loadavgEnd.join(' ')}; written ${path.relative(process.cwd(), RESULTS)}`)
+  if (strict && targetResults.some((t) => t.result === 'FAIL')) {
+    console.error('bench: BENCH_STRICT=1 and a target failed')
+    process.exitCode = 1
+  }
 }
 
 main().then(

@@ -1,10 +1,18 @@
 'use strict'
 // One benchmark case as a Fastify server: node bench/server.js CASE PORT UPSTREAM
 // (PORT 0: any free port). Started by bench/run.js over an IPC channel, it
-// reports { ready: port }, answers 'stats' with the plugin's pool stats, and
-// exits when the parent goes away; run by hand, it prints its address.
+// reports { ready: port }, answers 'stats' with { stats, connects } (the
+// plugin's pool stats, null for a case without the plugin, and the upstream
+// connections opened so far), and exits when the parent goes away; run by
+// hand, it prints its address.
+const diagnostics = require('node:diagnostics_channel')
 const Fastify = require('fastify')
 const { cases } = require('./cases.js')
+
+// Every undici Client (the plugin's and reply-from's) publishes here once per
+// new socket, whatever its connector: a count that costs nothing per request.
+let connects = 0
+diagnostics.subscribe('undici:client:connected', () => { connects++ })
 
 async function main () {
   const [name, portArg, upstream] = process.argv.slice(2)
@@ -27,7 +35,7 @@ async function main () {
   process.once('SIGINT', stop)
   if (process.send) {
     process.on('message', (msg) => {
-      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null })
+      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null, connects })
     })
     process.once('disconnect', stop)
     process.send({ ready: actual })
