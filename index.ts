@@ -65,6 +65,7 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
     ...(opts.origin !== undefined ? { origin: opts.origin } : {}),
     ...(opts.replyFrom !== undefined ? { replyFrom: opts.replyFrom } : {}),
     targetFor: (pool) => registry.entryFor(pool),
+    defaultPool: () => registry.defaultId,
     maxBodyBytes: cacheLimits.maxBodyBytes
   })
   if (opts.watch === true) {

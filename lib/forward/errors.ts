@@ -12,6 +12,8 @@ export class UpstreamError extends Error {
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
 const RESET = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
 const SOCKET_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+// OpenSSL's verification failures that do not say CERT in their code.
+const TLS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'HOSTNAME_MISMATCH'])
 const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
 
 function rootCause (err: unknown): { code?: string, message?: string, retryAfter?: number } {
@@ -34,12 +36,13 @@ export function toUpstreamError (err: unknown): UpstreamError {
     open.retryAfter = cause.retryAfter
     return open
   }
+  if (code === 'FST_HTTP_POOLS_PROXY') return new UpstreamError(502, code, detail, { cause })
   if (UNREACHABLE.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', `upstream unreachable: ${detail}`, { cause })
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', `upstream connect timeout: ${detail}`, { cause })
   if (SOCKET_TIMEOUT.has(code)) return new UpstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', `upstream socket timeout: ${detail}`, { cause })
   if (RESET.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', `upstream closed the connection: ${detail}`, { cause })
   if (BAD_RESPONSE.has(code) || code.startsWith('HPE_')) return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', `invalid upstream response: ${detail}`, { cause })
-  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+  if (TLS.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT')) {
     return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', `upstream TLS failure: ${detail}`, { cause })
   }
   return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', `upstream failure: ${detail}`, { cause })

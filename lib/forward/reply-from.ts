@@ -19,6 +19,7 @@ export interface ForwardOptions {
   origin?: string
   replyFrom?: Record<string, unknown>
   targetFor: (pool: string | undefined) => ForwardTarget
+  defaultPool: () => string
   maxBodyBytes: number
 }
 
@@ -87,7 +88,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
       rewriteRequestHeaders: rewrite
         ? (req: unknown, headers: RequestHeaders) => rewrite(req, dropHopByHop(headers))
         : (_req: unknown, headers: RequestHeaders) => dropHopByHop(headers),
-      onError: onError ?? sendUpstreamError
+      onError: onError ?? sendUpstreamError(options.defaultPool)
     }
     delete opts.retryDelay
     delete opts.retriesCount
@@ -115,9 +116,9 @@ function shareable (headers: IncomingHttpHeaders): boolean {
   return !/(^|[\s,])(private|no-store)\b/i.test(String(headers['cache-control'] ?? ''))
 }
 
-function sendUpstreamError (reply: FastifyReply, { error }: { error: unknown }): void {
+const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
-  const pool = routeMeta(reply.request)?.pool ?? 'default'
+  const pool = routeMeta(reply.request)?.pool ?? defaultPool()
   reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, err.message)
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)

@@ -28,8 +28,8 @@ export function trackRoutes (fastify: FastifyInstance, has: (id: string) => bool
     route.config = { ...config, [kRoute]: meta } as never
   })
   fastify.addHook('onReady', async () => {
-    // Fastify declares a HEAD route beside each GET; report each path once.
-    const bad = [...new Map(declared.filter((r) => !has(r.pool)).map((r) => [`${r.url} ${r.pool}`, r])).values()]
+    // Fastify declares a HEAD route beside each GET, after it: report each path once, as declared.
+    const bad = [...new Map(declared.filter((r) => !has(r.pool)).reverse().map((r) => [`${r.url} ${r.pool}`, r])).values()].reverse()
     if (bad.length === 0) return
     const known = ids().map((id) => `"${id}"`).join(', ')
     throw new Error(bad.map((r) => `route ${r.method} ${r.url} uses pool "${r.pool}", which is not configured (known pools: ${known})`).join('; '))
@@ -37,7 +37,14 @@ export function trackRoutes (fastify: FastifyInstance, has: (id: string) => bool
   return () => declared.map((r) => r.pool)
 }
 
-/** The plugin's view of the request's route; undefined for a route with neither pool nor cacheKey. */
+/**
+ * The plugin's view of the request's route; undefined for a route with neither
+ * pool nor cacheKey. A route declared before the plugin finished loading was
+ * not seen by onRoute: its `config.pool` still counts.
+ */
 export function routeMeta (request: FastifyRequest): RouteMeta | undefined {
-  return (request.routeOptions.config as unknown as Record<symbol, RouteMeta | undefined>)[kRoute]
+  const config = request.routeOptions.config as unknown as Record<string | symbol, unknown>
+  const meta = config[kRoute] as RouteMeta | undefined
+  if (meta !== undefined || typeof config.pool !== 'string') return meta
+  return { url: String(config.url), pool: config.pool }
 }

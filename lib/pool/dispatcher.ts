@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
-import { Agent, buildConnector, Client, Dispatcher, Pool } from 'undici'
+import { buildConnector, Client, Dispatcher, errors, Pool } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import { ConnectionBudget, type Connector } from './budget.js'
 import { parseProxy } from '../config/values.js'
@@ -25,17 +25,19 @@ export interface DispatcherOptions {
 }
 
 /**
- * One pool's undici dispatcher: an Agent whose per-origin Pools hold
+ * One pool's undici dispatcher: per-origin Pools that hold
  * single-socket Clients, so that every socket passes through the pool's
  * connection budget, socket options and limits.
  */
 export class PoolDispatcher extends Dispatcher {
   readonly budget: ConnectionBudget
   readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
-  private readonly agent: Agent
-  // undici's Agent forgets an origin's Pool while its sockets may still be
-  // open; stats() must count them until they are gone.
-  private readonly pools = new Set<Pool>()
+  // Per origin. Not undici's Agent: it drops an origin's Pool when its last
+  // socket closes even with requests still queued, and a new Pool then breaks
+  // max-per-route and lets close() resolve before those requests finish.
+  private readonly origins = new Map<string, Pool>()
+  private readonly newPool: (origin: string) => Pool
+  private closing: Promise<void> | undefined
   private readonly headers: StaticHeaders | undefined
   private readonly proxy: HttpProxy | undefined
   private readonly reset: boolean
@@ -72,17 +74,11 @@ export class PoolDispatcher extends Dispatcher {
       })
       return client
     }
-    this.agent = new Agent({
-      factory: (origin) => {
-        const pool = new Pool(origin, {
-          ...clientOpts,
-          connections: settings['http.conn-manager.max-per-route'],
-          connect: base as never,
-          factory: newClient as never
-        })
-        this.pools.add(pool)
-        return pool
-      }
+    this.newPool = (origin) => new Pool(origin, {
+      ...clientOpts,
+      connections: settings['http.conn-manager.max-per-route'],
+      connect: base as never,
+      factory: newClient as never
     })
     this.budget = budget
     this.headers = settings.headers.length > 0 ? new StaticHeaders(settings.headers) : undefined
@@ -98,14 +94,39 @@ export class PoolDispatcher extends Dispatcher {
       if (this.headers !== undefined) opts.headers = this.headers.apply(opts.headers as never)
       if (this.reset) opts.reset = true
     }
-    return this.agent.dispatch(opts, new ExchangeHandler(handler, this.maxCount, this.maxLine, this.counters) as never)
+    const wrapped = new ExchangeHandler(handler, this.maxCount, this.maxLine, this.counters) as never
+    if (this.closing !== undefined) {
+      (wrapped as Dispatcher.DispatchHandler).onError!(new errors.ClientDestroyedError())
+      return false
+    }
+    return this.originPool(String(opts.origin)).dispatch(opts, wrapped)
+  }
+
+  private originPool (origin: string): Pool {
+    let pool = this.origins.get(origin)
+    if (pool === undefined) {
+      const created = this.newPool(origin)
+      // Forget an origin only once it has neither sockets nor requests.
+      const forget = (): void => {
+        const { connected, size } = created.stats
+        if (connected === 0 && size === 0 && this.origins.get(origin) === created && this.closing === undefined) {
+          this.origins.delete(origin)
+          created.close().catch(() => {})
+        }
+      }
+      created.on('disconnect', forget).on('connectionError', forget)
+      this.origins.set(origin, created)
+      pool = created
+    }
+    return pool
   }
 
   /** Lets in-flight requests finish, then closes every socket. */
   override close (): Promise<void>
   override close (callback: () => void): void
   override close (callback?: () => void): Promise<void> | void {
-    const done = this.agent.close().then(() => this.budget.close())
+    this.closing ??= Promise.all([...this.origins.values()].map(async (p) => await p.close())).then(() => this.budget.close())
+    const done = this.closing
     if (callback === undefined) return done
     done.then(callback, callback)
   }
@@ -118,7 +139,8 @@ export class PoolDispatcher extends Dispatcher {
     const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback
     this.budget.close()
-    const done = this.agent.destroy(err)
+    this.closing ??= Promise.resolve()
+    const done = Promise.all([...this.origins.values()].map(async (p) => await p.destroy(err))).then(() => {})
     if (cb === undefined) return done
     done.then(cb, cb)
   }
@@ -126,11 +148,7 @@ export class PoolDispatcher extends Dispatcher {
   /** undici's pool counters, summed over the origins of this pool. */
   get stats (): PoolStats {
     const sum: PoolStats = { connected: 0, free: 0, pending: 0, queued: 0, running: 0, size: 0 }
-    for (const pool of this.pools) {
-      if (pool.destroyed || (pool.closed && pool.stats.size === 0 && pool.stats.connected === 0)) {
-        this.pools.delete(pool)
-        continue
-      }
+    for (const pool of this.origins.values()) {
       const s = pool.stats
       sum.connected += s.connected
       sum.free += s.free
