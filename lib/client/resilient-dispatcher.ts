@@ -1,5 +1,6 @@
-import { Dispatcher, errors } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { ClosableDispatcher } from '../pool/closable.js'
 import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
 import { asLegacyHandler, type Handler } from '../pool/handler.js'
 import { CircuitBreaker } from './breaker.js'
@@ -19,7 +20,7 @@ export interface ResilienceCounters {
  * it, so there is one retry layer. With none of them configured it hands every
  * request straight to the pool.
  */
-export class ResilientDispatcher extends Dispatcher {
+export class ResilientDispatcher extends ClosableDispatcher {
   readonly counters: ResilienceCounters = { retries: 0, queueTimeouts: 0, requestTimeouts: 0, circuitRejections: 0 }
   readonly breaker: CircuitBreaker | undefined
   readonly methods: ReadonlySet<string>
@@ -42,21 +43,8 @@ export class ResilientDispatcher extends Dispatcher {
     return true
   }
 
-  override close (): Promise<void>
-  override close (callback: () => void): void
-  override close (callback?: () => void): Promise<void> | void {
-    return callback === undefined ? this.pool.close() : this.pool.close(callback)
-  }
-
-  override destroy (): Promise<void>
-  override destroy (err: Error | null): Promise<void>
-  override destroy (callback: () => void): void
-  override destroy (err: Error | null, callback: () => void): void
-  override destroy (errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback
-    return cb === undefined ? this.pool.destroy(err) : this.pool.destroy(err, cb)
-  }
+  protected async closeAll (): Promise<void> { await this.pool.close() }
+  protected async destroyAll (err: Error | null): Promise<void> { await this.pool.destroy(err) }
 
   get stats (): PoolStats { return this.pool.stats }
 }

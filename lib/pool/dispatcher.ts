@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
-import { buildConnector, Client, Dispatcher, errors, Pool } from 'undici'
+import { buildConnector, Client, errors, Pool, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import { ConnectionBudget, type Connector } from './budget.js'
+import { ClosableDispatcher } from './closable.js'
 import { parseProxy } from '../config/values.js'
 import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
 import { ConnectionLifetime } from './lifetime.js'
@@ -29,7 +30,7 @@ export interface DispatcherOptions {
  * single-socket Clients, so that every socket passes through the pool's
  * connection budget, socket options and limits.
  */
-export class PoolDispatcher extends Dispatcher {
+export class PoolDispatcher extends ClosableDispatcher {
   readonly budget: ConnectionBudget
   readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
   // Per origin. Not undici's Agent: it drops an origin's Pool when its last
@@ -121,28 +122,15 @@ export class PoolDispatcher extends Dispatcher {
     return pool
   }
 
-  /** Lets in-flight requests finish, then closes every socket. */
-  override close (): Promise<void>
-  override close (callback: () => void): void
-  override close (callback?: () => void): Promise<void> | void {
+  protected closeAll (): Promise<void> {
     this.closing ??= Promise.all([...this.origins.values()].map(async (p) => await p.close())).then(() => this.budget.close())
-    const done = this.closing
-    if (callback === undefined) return done
-    done.then(callback, callback)
+    return this.closing
   }
 
-  override destroy (): Promise<void>
-  override destroy (err: Error | null): Promise<void>
-  override destroy (callback: () => void): void
-  override destroy (err: Error | null, callback: () => void): void
-  override destroy (errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const err = typeof errOrCallback === 'function' ? null : errOrCallback ?? null
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback
+  protected async destroyAll (err: Error | null): Promise<void> {
     this.budget.close()
     this.closing ??= Promise.resolve()
-    const done = Promise.all([...this.origins.values()].map(async (p) => await p.destroy(err))).then(() => {})
-    if (cb === undefined) return done
-    done.then(cb, cb)
+    await Promise.all([...this.origins.values()].map(async (p) => await p.destroy(err)))
   }
 
   /** undici's pool counters, summed over the origins of this pool. */
