@@ -1,0 +1,298 @@
+// Issue 6: every way an upstream can fail, one row each, through a real
+// gateway to a real loopback upstream that fails at the byte level
+// (test/helpers/fault-server.ts). Each row checks what the gateway's client
+// gets (SPEC "Forwarding errors"), how many upstream attempts were made (SPEC
+// "Which failures are retried", GET with the default x:retry.max-attempts of
+// 3), that the pool goes back to nothing running or pending, and that the next
+// request to the same upstream, now healthy, succeeds.
+import { performance } from 'node:perf_hooks'
+import t from 'tap'
+import { blackHole, faultServer, refusedPort, type Behaviour } from '../helpers/fault-server.js'
+import { bug, config, gateway, pool, since, WARN, type Gateway, type Sent, type Tap } from '../helpers/resilience.js'
+
+// undici runs connect, headers and body timeouts on its coarse "fast timers"
+// (a tick of about half a second), so these fire after roughly 0.5 to 1 s.
+const SOCKET_TIMEOUT = 300
+const CONNECT_TIMEOUT = 300
+
+// Retries left at their default count (3 attempts for GET); short waits and timeouts keep the table fast.
+// max-delay 3000 lets the 429's HTTP-date (1 to 2 s ahead) replace the backoff.
+const XML = config(pool('default', {
+  default: 'true',
+  'x:retry.base-delay': 20,
+  'x:retry.max-delay': 3000,
+  'http.socket.timeout': SOCKET_TIMEOUT,
+  'http.connection.timeout': CONNECT_TIMEOUT
+}))
+
+/** The upstream of a row, seen from the test. */
+interface Upstream {
+  /** The URL the gateway forwards to. */
+  url: string
+  /** Requests (attempts) the upstream has received; undefined where none can arrive (nothing accepts). */
+  arrivals: () => number | undefined
+  /** performance.now() of each request's arrival. */
+  times: () => number[]
+  /** Makes the same origin healthy: it answers 200 `ok <n>` from now on. */
+  heal: () => Promise<void>
+}
+
+type Setup = (t: Tap) => Promise<Upstream>
+
+interface Row {
+  name: string
+  upstream: Setup
+  /** One request answered before the measured one (keep-alive race: it leaves an idle connection). */
+  prime?: boolean
+  /** What the gateway's client gets. */
+  status: number
+  /** The `code` of the JSON error body (failures only). */
+  code?: string
+  /** Upstream attempts of the measured request. */
+  attempts: number
+  /** The response was already on its way to the client: 200, then the body breaks off. */
+  aborted?: boolean
+  /** Bounds, in ms, on the wait between the first and the second attempt (Retry-After). */
+  waited?: [number, number]
+  why: string
+  /** A known bug in the warn line of this failure (the assertion is a todo). */
+  logBug?: string
+  /** A known bug in the error code of this failure (the assertion is a todo). */
+  codeBug?: string
+}
+
+// reply-from 12 wraps ECONNRESET, UND_ERR_SOCKET and UND_ERR_CONNECT_TIMEOUT in
+// errors that carry the same code; lib/forward/errors.ts stops unwrapping there,
+// so the warn line loses the origin (and the undici message).
+const WRAPPED = 'the warn line has no origin when reply-from wraps the error under the same code (ECONNRESET, UND_ERR_SOCKET, UND_ERR_CONNECT_TIMEOUT): rootCause() in lib/forward/errors.ts stops at the wrapper'
+
+/** A fault server answering with `sequence` (then `ok` once healed). */
+const faulty = (...sequence: Behaviour[]): Setup => async (t) => {
+  const s = await faultServer(t)
+  s.serve(...sequence)
+  return { url: `${s.origin}/item`, arrivals: () => s.count, times: () => s.arrivals.map((a) => a.at), heal: async () => { s.serve('ok') } }
+}
+
+/** A closed port; healed by starting a fault server on that very port. */
+const refused: Setup = async (t) => {
+  const port = await refusedPort()
+  return {
+    url: `http://127.0.0.1:${port}/item`,
+    arrivals: () => undefined,
+    times: () => [],
+    heal: async () => { await faultServer(t, { port }) }
+  }
+}
+
+/** A listener that never accepts; healed by closing it and listening on its port. */
+const unreachable: Setup = async (t) => {
+  const hole = await blackHole(t)
+  return {
+    url: `${hole.origin}/item`,
+    arrivals: () => undefined,
+    times: () => [],
+    heal: async () => {
+      await hole.close()
+      await faultServer(t, { port: hole.port })
+    }
+  }
+}
+
+const ROWS: Row[] = [
+  {
+    name: 'connection refused',
+    upstream: refused,
+    status: 502,
+    code: 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE',
+    attempts: 3,
+    why: 'nothing was sent: retried for any method'
+  },
+  {
+    name: 'connect timeout',
+    upstream: unreachable,
+    status: 504,
+    code: 'FST_HTTP_POOLS_CONNECT_TIMEOUT',
+    logBug: WRAPPED,
+    attempts: 3,
+    why: 'nothing was sent: retried for any method'
+  },
+  {
+    name: 'reset before the response headers',
+    upstream: faulty('reset-before-headers'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_UPSTREAM_RESET',
+    logBug: WRAPPED,
+    attempts: 3,
+    why: 'a failure after the request was written: retried for GET'
+  },
+  {
+    name: 'connection closed in the middle of the headers',
+    upstream: faulty('close-mid-headers'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_UPSTREAM_RESET',
+    logBug: WRAPPED,
+    attempts: 3,
+    why: 'no response was received: retried for GET'
+  },
+  {
+    name: 'connection closed in the middle of the body',
+    upstream: faulty('close-mid-body'),
+    status: 200,
+    aborted: true,
+    attempts: 1,
+    why: 'the headers had gone on to the client: nothing is retried once any part of the response was sent'
+  },
+  {
+    name: 'headers slower than http.socket.timeout',
+    upstream: faulty('slow-headers'),
+    status: 504,
+    code: 'FST_HTTP_POOLS_SOCKET_TIMEOUT',
+    attempts: 3,
+    why: 'a socket timeout after the request was written: retried for GET'
+  },
+  {
+    name: 'a body that stalls (http.socket.timeout between chunks)',
+    upstream: faulty('stall-body'),
+    status: 200,
+    aborted: true,
+    attempts: 1,
+    why: 'the headers had gone on to the client: not retried'
+  },
+  {
+    name: 'malformed status line',
+    upstream: faulty('bad-status-line'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    codeBug: 'undici 7 builds HTTPParserError with code undefined (client-h1 looks the llhttp error number up in constants.ERROR, a name-to-number map), so the HPE_ test in lib/forward/errors.ts never matches and the client gets the catch-all FST_HTTP_POOLS_BAD_GATEWAY',
+    attempts: 1,
+    why: 'the upstream did answer, with a response that is not HTTP: not a connection failure, not retried'
+  },
+  {
+    name: 'too many headers (http.connection.max-header-count)',
+    upstream: faulty('too-many-headers'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    attempts: 1,
+    why: 'a response that breaks a limit: not retried'
+  },
+  {
+    name: 'a header line too long (http.connection.max-line-length)',
+    upstream: faulty('long-header-line'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    attempts: 1,
+    why: 'a response that breaks a limit: not retried'
+  },
+  {
+    name: 'oversized headers (over 16 KiB in all)',
+    upstream: faulty('oversized-headers'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    attempts: 1,
+    why: 'a response that breaks a limit: not retried'
+  },
+  {
+    name: '503 with Retry-After: 1, then 200',
+    upstream: faulty('503-retry-after-1', 'ok'),
+    status: 200,
+    attempts: 2,
+    waited: [800, 5000],
+    why: '503 is in x:retry.statuses; its Retry-After (1 s, under x:retry.max-delay) replaces the backoff'
+  },
+  {
+    name: '429 with an HTTP-date Retry-After, then 200',
+    upstream: faulty('429-http-date', 'ok'),
+    status: 200,
+    attempts: 2,
+    waited: [800, 5000],
+    why: '429 is in x:retry.statuses; the date (1 to 2 s ahead) replaces the backoff'
+  },
+  {
+    name: 'keep-alive race: the reused idle connection is closed as the request arrives',
+    upstream: faulty('keepalive-race', 'ok'),
+    prime: true,
+    status: 200,
+    attempts: 2,
+    why: 'a reused keep-alive connection that the server had closed: retried for GET, on a new connection'
+  }
+]
+
+/**
+ * What stats().errors (exchanges that failed without a response) gains: every
+ * attempt of a row that ends in an error, the one killed attempt of the
+ * keep-alive race, none for 503/429 then 200; not checked where the body broke off.
+ */
+function failedExchanges (row: Row): number | undefined {
+  if (row.aborted === true) return undefined
+  if (row.code !== undefined) return row.attempts
+  return row.prime === true ? 1 : 0
+}
+
+/** The response was on its way: status 200, then the body broke off before its 100 bytes. */
+function assertAborted (t: Tap, res: Sent): void {
+  t.ok(res.bodyError !== undefined || (res.text ?? '').length < 100,
+    `the client's body read fails or is truncated (error ${res.bodyError?.code ?? res.bodyError?.message}, ${res.text?.length ?? 0} bytes)`)
+  t.not(res.text, 'x'.repeat(100), 'the client never gets a complete body')
+}
+
+function assertError (t: Tap, gw: Gateway, res: Sent, row: Row, origin: string): void {
+  const body = res.json()
+  t.equal(body.statusCode, row.status, 'Fastify\'s JSON error')
+  t.equal(body.code, row.code, `code ${row.code}`, row.codeBug !== undefined ? bug(row.codeBug) : {})
+  // Issue 6 F: the plugin's warn line names pool, origin and cause (reply-from's own line has no pool).
+  const line = gw.logs.find((l) => l.level === WARN && l.pool !== undefined)
+  t.ok(line, 'a warn line for the failure')
+  t.equal(line?.code, body.code, 'the warn line has the code the client got')
+  t.equal(line?.pool, 'default', 'the warn line names the pool')
+  t.equal(line?.origin, origin, 'the warn line names the origin', row.logBug !== undefined ? bug(row.logBug) : {})
+  t.match(line?.msg, /\S/, 'the warn line says what happened')
+}
+
+for (const row of ROWS) {
+  t.test(`${row.name}: ${row.status}, ${row.attempts} attempt(s)`, async (t) => {
+    const up = await row.upstream(t)
+    const origin = new URL(up.url).origin
+    const gw = await gateway(t, XML)
+    if (row.prime === true) {
+      const first = await gw.forward('default', up.url)
+      t.equal(first.statusCode, 200, 'the priming request is answered, keep-alive')
+      await gw.settled('default')
+    }
+    const before = { arrivals: up.arrivals() ?? 0, ...gw.stats('default') }
+
+    const res = await gw.forward('default', up.url)
+    t.equal(res.statusCode, row.status, `the client gets ${row.status}`)
+    if (row.aborted === true) assertAborted(t, res)
+    else if (row.status >= 400) assertError(t, gw, res, row, origin)
+    else t.match(res.text, /^ok \d+$/, 'the healthy answer reaches the client')
+
+    const after = await gw.settled('default')
+    t.equal(after.running, 0, 'nothing running')
+    t.equal(after.pending, 0, 'nothing pending')
+    // Each attempt is one upstream exchange of the pool; those the upstream saw are counted there too.
+    t.equal(after.requests - before.requests, row.attempts, `${row.attempts} attempt(s) (${row.why})`)
+    t.equal(after.retries - before.retries, row.attempts - 1, `${row.attempts - 1} retry(ies)`)
+    const failed = failedExchanges(row)
+    if (failed !== undefined) t.equal(after.errors - before.errors, failed, `${failed} failed exchange(s) in stats().errors`)
+    const arrivals = up.arrivals()
+    if (arrivals !== undefined) t.equal(arrivals - before.arrivals, row.attempts, `the upstream received ${row.attempts} request(s)`)
+
+    if (row.waited !== undefined) {
+      const [min, max] = row.waited
+      const [first, second] = up.times().slice(before.arrivals)
+      const gap = second! - first!
+      t.ok(gap >= min && gap < max, `the retry waited about Retry-After (${Math.round(gap)} ms between the attempts, bounds ${min}..${max})`)
+      t.ok(res.elapsed >= min && res.elapsed < max, `and so did the client (${Math.round(res.elapsed)} ms)`)
+    }
+
+    // The same origin, healthy now: the next request succeeds.
+    await up.heal()
+    const start = performance.now()
+    const next = await gw.forward('default', up.url)
+    t.equal(next.statusCode, 200, 'the next request succeeds')
+    t.match(next.text, /^ok \d+$/)
+    t.ok(since(start) < 2000, `promptly (${Math.round(since(start))} ms)`)
+    const end = await gw.settled('default')
+    t.equal(end.running + end.pending, 0, 'and leaves nothing running or pending')
+  })
+}
