@@ -44,7 +44,7 @@ async function loadConfig (opts: FastifyHttpPoolsOptions, xml?: string): Promise
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
   if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
   if (opts.watch === true && opts.config === undefined) throw new TypeError('fastify-http-pools: `watch` needs a `config` file')
-  const inFile = (err: unknown): unknown => err instanceof ConfigError && opts.config !== undefined && err.file === undefined ? err.inFile(opts.config) : err
+  const inFile = (err: unknown, file = opts.config): unknown => err instanceof ConfigError && file !== undefined && err.file === undefined ? err.inFile(file) : err
   const cacheLimits = { ...DEFAULT_CACHE_LIMITS, ...opts.cacheLimits }
   let usedPools: () => string[] = () => []
   let registry: PoolRegistry
@@ -53,7 +53,7 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
       configRoot: configRootOf(opts),
       log: fastify.log,
       cacheLimits,
-      load: async (xml) => await loadConfig(opts, xml).catch((err: unknown) => { throw inFile(err) }),
+      load: async (xml, file) => await loadConfig(opts, xml).catch((err: unknown) => { throw inFile(err, xml === undefined ? opts.config : file) }),
       usedPools: () => usedPools()
     })
   } catch (err) {
@@ -69,7 +69,8 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
     maxBodyBytes: cacheLimits.maxBodyBytes
   })
   if (opts.watch === true) {
-    const stop = watchConfig(resolve(opts.config!), async () => await registry.reload())
+    const file = opts.config!
+    const stop = watchConfig(resolve(file), async (xml) => await registry.reload({ xml, file }))
     fastify.addHook('onClose', async () => { stop() })
   }
   fastify.addHook('onClose', async () => { await registry.close() })

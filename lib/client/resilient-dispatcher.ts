@@ -69,10 +69,12 @@ class Exchange {
   private deadline: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private readonly origin: string
+  private readonly originKey: string
   private readonly replayable: boolean
   private readonly startedAt = Date.now()
 
   constructor (readonly layer: ResilientDispatcher, readonly opts: Dispatcher.DispatchOptions, readonly inner: Handler) {
+    this.originKey = String(opts.origin)
     this.origin = typeof opts.origin === 'string' ? opts.origin.replace(/\/$/, '') : String(opts.origin?.origin)
     this.replayable = isReplayable(opts.body)
   }
@@ -105,7 +107,8 @@ class Exchange {
     const attempt = new Attempt(this)
     this.current = attempt
     const wait = this.settings['queue.timeout']
-    if (wait > 0) {
+    // Only waiting for a connection counts: opening one is x:connection.timeout's business.
+    if (wait > 0 && this.layer.pool.saturated(this.originKey)) {
       attempt.queueTimer = setTimeout(() => {
         this.layer.counters.queueTimeouts++
         this.finish(queueTimeout(wait))

@@ -16,10 +16,11 @@ const SOCKET_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT
 const TLS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'HOSTNAME_MISMATCH'])
 const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
 
-function rootCause (err: unknown): { code?: string, message?: string, retryAfter?: number } {
-  let e = err as { code?: string, message?: string, cause?: unknown, retryAfter?: number } | undefined
-  // reply-from wraps the undici error; the cause says what happened on the wire.
-  while (e?.cause !== undefined && (e.code === undefined || e.code.startsWith('FST_REPLY_FROM'))) e = e.cause as typeof e
+function rootCause (err: unknown): { code?: string, message?: string, name?: string, retryAfter?: number } {
+  let e = err as { code?: string, message?: string, name?: string, cause?: unknown, retryAfter?: number } | undefined
+  // reply-from wraps the undici error, sometimes in one with the same code: the
+  // innermost cause says what happened on the wire, and carries the origin.
+  while (e?.cause !== undefined && e.cause !== null) e = e.cause as typeof e
   return e ?? {}
 }
 
@@ -41,7 +42,8 @@ export function toUpstreamError (err: unknown): UpstreamError {
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', `upstream connect timeout: ${detail}`, { cause })
   if (SOCKET_TIMEOUT.has(code)) return new UpstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', `upstream socket timeout: ${detail}`, { cause })
   if (RESET.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', `upstream closed the connection: ${detail}`, { cause })
-  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_')) return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', `invalid upstream response: ${detail}`, { cause })
+  // undici's parser errors may carry no code: their name tells.
+  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_') || cause.name === 'HTTPParserError') return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', `invalid upstream response: ${detail}`, { cause })
   if (TLS.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT')) {
     return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', `upstream TLS failure: ${detail}`, { cause })
   }

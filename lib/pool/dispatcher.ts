@@ -133,6 +133,17 @@ export class PoolDispatcher extends ClosableDispatcher {
     await Promise.all([...this.origins.values()].map(async (p) => await p.destroy(err)))
   }
 
+  /**
+   * Whether a request to `origin` would wait for a connection: none is free
+   * and neither max-per-route nor max-total lets one more open.
+   */
+  saturated (origin: string): boolean {
+    const s = this.origins.get(origin)?.stats
+    if (s !== undefined && s.free > 0) return false
+    return (s?.connected ?? 0) >= this.settings['http.conn-manager.max-per-route'] ||
+      this.budget.open >= this.settings['http.conn-manager.max-total']
+  }
+
   /** undici's pool counters, summed over the origins of this pool. */
   get stats (): PoolStats {
     const sum: PoolStats = { connected: 0, free: 0, pending: 0, queued: 0, running: 0, size: 0 }

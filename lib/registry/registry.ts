@@ -36,8 +36,8 @@ export type RegistryStats = Record<string, PoolStats & PoolCounters>
 
 export interface RegistryContext extends BuildContext {
   cacheLimits: CacheLimits
-  /** Reads the config again: the file, or the XML given to `reload()`. */
-  load: (xml?: string) => Promise<ParsedConfig>
+  /** Reads the config again: the file, or the XML given to `reload()` (named `file` in errors). */
+  load: (xml?: string, file?: string) => Promise<ParsedConfig>
   /** Pools that routes use: a reload may not remove them. */
   usedPools: () => Iterable<string>
 }
@@ -97,9 +97,10 @@ export class PoolRegistry {
    * current pools keep serving. Valid: new requests use the new pools at once;
    * pools whose settings did not change keep their dispatcher, connections and
    * cache; replaced ones finish their in-flight requests, then close.
+   * `file` names where `xml` came from, for errors.
    */
-  async reload (opts: { xml?: string } = {}): Promise<void> {
-    const run = this.queue.then(async () => await this.apply(opts.xml))
+  async reload (opts: { xml?: string, file?: string } = {}): Promise<void> {
+    const run = this.queue.then(async () => await this.apply(opts.xml, opts.file))
     this.queue = run.catch(() => {})
     await run
   }
@@ -133,11 +134,11 @@ export class PoolRegistry {
     await Promise.all([...[...this.entries.values()].map(async (e) => await this.retire(e)), ...this.retired])
   }
 
-  private async apply (xml: string | undefined): Promise<void> {
+  private async apply (xml: string | undefined, file: string | undefined): Promise<void> {
     let config: ParsedConfig
     let next: Map<string, PoolEntry>
     try {
-      config = await this.ctx.load(xml)
+      config = await this.ctx.load(xml, file)
       const used = new Set(this.ctx.usedPools())
       const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
       if (removed.length > 0) {

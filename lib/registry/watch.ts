@@ -10,10 +10,12 @@ const POLL_MS = 250
 const SETTLE_MS = 20
 
 /**
- * Calls `onChange` when the content of `file` changes. Changes that arrive
- * while `onChange` runs are coalesced into one more call. Returns a stop function.
+ * Calls `onChange` with the new content when the content of `file` changes:
+ * the content compared is the content applied, so no write can slip between
+ * them. Changes that arrive while `onChange` runs are coalesced into one more
+ * call. Returns a stop function.
  */
-export function watchConfig (file: string, onChange: () => Promise<void>, initial?: string): () => void {
+export function watchConfig (file: string, onChange: (content: string) => Promise<void>, initial?: string): () => void {
   let last = initial === undefined ? undefined : digest(initial)
   let timer: NodeJS.Timeout | undefined
   let running = false
@@ -31,10 +33,11 @@ export function watchConfig (file: string, onChange: () => Promise<void>, initia
         if (stopped) break
         again = false
         const content = await readFile(file, 'utf8').catch(() => undefined)
-        const hash = content === undefined ? undefined : digest(content)
-        if (hash === undefined || hash === last) continue
+        if (content === undefined) continue
+        const hash = digest(content)
+        if (hash === last) continue
         last = hash
-        await onChange().catch(() => {})
+        await onChange(content).catch(() => {})
       } while (again)
     } finally {
       running = false

@@ -8,14 +8,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { BOUND_MS, config, gateway, now, pool, waitFor } from '../helpers/lifecycle.js'
 
-// BUG (kept as todo so the suite stays green; the scenario runs every time):
-// lib/registry/watch.ts hashes the content it read, then index.ts calls
-// registry.reload(), which reads the file again. When the file changes between
-// those two reads, the newer content is applied but the older one is
-// remembered as seen; a later write that restores the older content then
-// hashes equal to it and is ignored. The gateway keeps serving a config that
-// is no longer in the file, until the file changes again.
-const WATCH_RACE = 'bug: watch remembers the content it read but reload() applies a later read of the file; a change back to the remembered content is missed, so the gateway serves a stale config'
+// The watcher must apply the very content it compared: were the file read
+// again for the reload, a write between the two reads would be applied while
+// the older content was remembered, and a write back to it then missed.
 
 t.test('watch: after each burst of in-place writes, the config in the file is the live one (event loop busy)', async (t) => {
   const ROUNDS = 12
@@ -60,5 +55,5 @@ t.test('watch: after each burst of in-place writes, the config in the file is th
     await waitFor(() => live() === `reset-${round}`, BOUND_MS, `reset ${round} to be applied`)
   }
   busy = false
-  t.same(missed, [], `after each burst the file's config became live (${round} rounds)`, { todo: WATCH_RACE })
+  t.same(missed, [], `after each burst the file's config became live (${round} rounds)`)
 })
