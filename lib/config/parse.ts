@@ -95,9 +95,10 @@ class PoolReader {
 
   private readPool (e: XmlElement): PoolSettings | undefined {
     const idAttr = e.attributes.find((a) => a.ns === '' && a.local === 'id')
-    const id = idAttr?.value
-    if (id === undefined) this.problem('id: attribute is required', e.line, undefined, 'id')
-    else if (id.trim() === '') this.problem('must not be empty', idAttr!.line, undefined, 'id')
+    const id = idAttr?.error === undefined ? idAttr?.value : undefined
+    if (idAttr === undefined) this.problem('attribute is required', e.line, undefined, 'id')
+    else if (idAttr.error !== undefined) this.problem(idAttr.error, idAttr.line, undefined, 'id')
+    else if (id!.trim() === '') this.problem('must not be empty', idAttr.line, undefined, 'id')
     const values: Record<string, unknown> = { id }
     for (const spec of ATTRIBUTES) values[spec.key] = spec.default
     const lines: Record<string, number> = {}
@@ -109,10 +110,14 @@ class PoolReader {
         this.problem(unknownAttribute(a), a.line, id, a.qname)
         continue
       }
+      lines[spec.key] = a.line
+      if (a.error !== undefined) {
+        this.problem(a.error, a.line, id, a.qname)
+        continue
+      }
       const parsed = spec.parse(a.value)
       if (parsed.ok) values[spec.key] = parsed.value
       else this.problem(spec.secret ? 'value is not valid' : parsed.message, a.line, id, a.qname)
-      lines[spec.key] = a.line
     }
     values.headers = this.readHeaders(e, id)
     this.seen.push({ id, isDefault: values.default === true, line: e.line })
@@ -151,12 +156,15 @@ class PoolReader {
     this.noText(c, id)
     let hname: string | undefined
     let hvalue: string | undefined
-    for (const a of c.attributes) {
-      if (a.ns === '' && a.local === 'name') hname = a.value
-      else if (a.ns === '' && a.local === 'value') hvalue = a.value
-      else this.problem(unknownAttribute(a), a.line, id, `header ${a.qname}`)
-    }
     const before = this.problems.length
+    for (const a of c.attributes) {
+      const known = a.ns === '' && (a.local === 'name' || a.local === 'value')
+      if (!known) this.problem(unknownAttribute(a), a.line, id, `header ${a.qname}`)
+      else if (a.error !== undefined) this.problem(a.error, a.line, id, `header ${a.local}`)
+      else if (a.local === 'name') hname = a.value
+      else hvalue = a.value
+    }
+    if (this.problems.length !== before) return undefined
     if (hname === undefined) this.problem('attribute is required', c.line, id, 'header name')
     else if (!TOKEN.test(hname)) this.problem('must be an HTTP token (no CR, LF, NUL, space or separator)', c.line, id, 'header name')
     else if (FORBIDDEN_HEADERS.has(hname.toLowerCase())) this.problem(`"${hname}" is a hop-by-hop or framing header and cannot be set by a pool`, c.line, id, 'header name')

@@ -11,6 +11,8 @@ export interface XmlAttribute {
   qname: string
   value: string
   line: number
+  /** Why the value could not be read (bad reference, `<`); never repeats the value, which may be secret. */
+  error?: string
 }
 
 export interface XmlElement {
@@ -64,19 +66,28 @@ class Source {
   }
 }
 
-/** Attribute value normalisation (XML 1.0 §3.3.3): literal white space becomes a space, references are decoded. */
-function decodeAttribute (raw: string, line: number, qname: string): string {
-  return raw.replace(/\r\n?|[\t\n]/g, ' ').replace(/&([^;&\s]*);|&/g, (ref: string, body: string | undefined) => {
-    if (body === undefined) throw new ConfigError([{ message: `attribute ${qname}: "&" must start a reference such as &amp;`, line }])
-    if (body.startsWith('#')) {
+/**
+ * Attribute value normalisation (XML 1.0 §3.3.3): literal white space becomes a
+ * space, references are decoded. Errors never quote the value: it may be secret.
+ */
+function decodeAttribute (raw: string): { value: string } | { error: string } {
+  if (raw.includes('<')) return { error: '"<" is not allowed in an attribute value (write &lt;)' }
+  let error: string | undefined
+  const value = raw.replace(/\r\n?|[\t\n]/g, ' ').replace(/&([^;&\s]*);|&/g, (_ref: string, body: string | undefined) => {
+    if (body === undefined) {
+      error ??= '"&" must start a reference such as &amp;'
+    } else if (body.startsWith('#')) {
       const code = /^#x[0-9a-fA-F]+$/.test(body) ? parseInt(body.slice(2), 16) : /^#[0-9]+$/.test(body) ? parseInt(body.slice(1), 10) : NaN
-      if (!isXmlChar(code)) throw new ConfigError([{ message: `attribute ${qname}: character reference ${ref} is not a legal XML character`, line }])
-      return String.fromCodePoint(code)
+      if (isXmlChar(code)) return String.fromCodePoint(code)
+      error ??= 'a character reference is not a legal XML character'
+    } else if (PREDEFINED[body] !== undefined) {
+      return PREDEFINED[body]
+    } else {
+      error ??= 'undefined entity reference (only &lt; &gt; &amp; &quot; &apos; exist without a DOCTYPE)'
     }
-    const named = PREDEFINED[body]
-    if (named === undefined) throw new ConfigError([{ message: `attribute ${qname}: undefined entity ${ref} (only the five predefined XML entities exist without a DOCTYPE)`, line }])
-    return named
+    return ''
   })
+  return error === undefined ? { value } : { error }
 }
 
 type Node = Record<string | symbol, unknown>
@@ -86,11 +97,20 @@ function split (qname: string): [string | undefined, string] {
   return i === -1 ? [undefined, qname] : [qname.slice(0, i), qname.slice(i + 1)]
 }
 
-function attributeLine (src: Source, start: number, qname: string): number {
-  const re = new RegExp(`\\s${qname.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}\\s*=`, 'g')
-  re.lastIndex = start
-  const m = re.exec(src.text)
-  return src.lineAt(m ? m.index + 1 : start)
+// One attribute of a start tag, from where the previous one ended.
+const ATTRIBUTE = /\s*([^\s=/>]+)\s*=\s*(?:"[^"]*"|'[^']*')/y
+
+/** The line of each attribute of the start tag at `start`, in one pass over the tag. */
+function attributeLines (src: Source, start: number): Map<string, number> {
+  const lines = new Map<string, number>()
+  const name = /<[^\s/>]+/y
+  name.lastIndex = start
+  if (name.exec(src.text) === null) return lines
+  ATTRIBUTE.lastIndex = name.lastIndex
+  for (let m = ATTRIBUTE.exec(src.text); m !== null; m = ATTRIBUTE.exec(src.text)) {
+    lines.set(m[1]!, src.lineAt(m.index + m[0].indexOf(m[1]!)))
+  }
+  return lines
 }
 
 function buildElement (src: Source, node: Node, qname: string, scope: Map<string, string>, problems: { message: string, line: number }[]): XmlElement {
@@ -99,15 +119,19 @@ function buildElement (src: Source, node: Node, qname: string, scope: Map<string
   const line = src.lineAt(start)
   const rawAttrs = (node[':@'] ?? {}) as Record<string, string>
   let inner = scope
-  const pending: [string, string, number][] = []
+  const pending: [string, string, number, string | undefined][] = []
+  const lines = Object.keys(rawAttrs).length > 0 ? attributeLines(src, start) : undefined
   for (const [name, raw] of Object.entries(rawAttrs)) {
-    const aline = attributeLine(src, start, name)
-    const value = decodeAttribute(raw, aline, name)
+    const aline = lines?.get(name) ?? line
+    const decoded = decodeAttribute(raw)
+    const value = 'value' in decoded ? decoded.value : ''
+    const error = 'error' in decoded ? decoded.error : undefined
     if (name === 'xmlns' || name.startsWith('xmlns:')) {
+      if (error !== undefined) problems.push({ message: `${name}: ${error}`, line: aline })
       if (inner === scope) inner = new Map(scope)
       inner.set(name === 'xmlns' ? '' : name.slice(6), value)
     } else {
-      pending.push([name, value, aline])
+      pending.push([name, value, aline, error])
     }
   }
   const resolve = (prefix: string | undefined, what: string, l: number): string => {
@@ -122,9 +146,11 @@ function buildElement (src: Source, node: Node, qname: string, scope: Map<string
   }
   const [prefix, local] = split(qname)
   const ns = prefix === undefined ? (inner.get('') ?? '') : resolve(prefix, `element <${qname}>`, line)
-  const attributes = pending.map(([name, value, aline]): XmlAttribute => {
+  const attributes = pending.map(([name, value, aline, error]): XmlAttribute => {
     const [p, l] = split(name)
-    return { ns: resolve(p, `attribute ${name}`, aline), local: l, qname: name, value, line: aline }
+    const a: XmlAttribute = { ns: resolve(p, `attribute ${name}`, aline), local: l, qname: name, value, line: aline }
+    if (error !== undefined) a.error = error
+    return a
   })
   const children: XmlElement[] = []
   let hasText = false
@@ -153,17 +179,30 @@ export function readXml (xml: string): XmlElement {
   if (doctype !== -1) {
     throw new ConfigError([{ message: 'a DOCTYPE is not allowed (no entity or external resource is ever loaded)', line: src.lineAt(doctype) }])
   }
+  if (text.replace(/<\?[\s\S]*?\?>|<!--[\s\S]*?-->/g, '').trim() === '') {
+    throw new ConfigError([{ message: 'the document is empty: it has no root element', line: 1 }])
+  }
   const valid = XMLValidator.validate(text)
   if (valid !== true) {
-    throw new ConfigError([{ message: `malformed XML at column ${valid.err.col}: ${valid.err.msg}`, line: valid.err.line }])
+    const at = valid.err.col === undefined ? '' : ` at column ${valid.err.col}`
+    throw new ConfigError([{ message: `malformed XML${at}: ${valid.err.msg}`, line: valid.err.line }])
   }
-  const nodes = parser.parse(text) as Node[]
+  let nodes: Node[]
+  try {
+    nodes = parser.parse(text) as Node[]
+  } catch (err) {
+    // The parser's own limits (nesting depth…) are malformed input too, not a crash.
+    throw new ConfigError([{ message: `malformed XML: ${(err as Error).message}` }])
+  }
   const problems: { message: string, line: number }[] = []
   let root: XmlElement | undefined
   for (const node of nodes) {
     const key = Object.keys(node).find((k) => k !== ':@')
     if (key === undefined || key === '#comment' || key === '#text' || key.startsWith('?')) continue
-    root = buildElement(src, node, key, new Map(), problems)
+    const element = buildElement(src, node, key, new Map(), problems)
+    // The validator lets a second root through when one of them is self-closing.
+    if (root !== undefined) throw new ConfigError([{ message: `a document has one root element; <${key}> is a second one`, line: element.line }])
+    root = element
   }
   if (problems.length > 0) throw new ConfigError(problems)
   if (root === undefined) throw new ConfigError([{ message: 'the document has no root element' }])
