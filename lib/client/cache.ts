@@ -18,6 +18,9 @@ export interface CachedResponse {
   size: number
 }
 
+/** Starts an upstream exchange; `signal` is given only when no one else depends on it. */
+export type Fetch<T> = (signal?: AbortSignal) => Promise<Fetched<T>>
+
 /** What the leader's exchange produced: a response everyone may share, or one only the leader gets. */
 export type Fetched<T> = { shared: CachedResponse } | { own: T }
 
@@ -45,7 +48,7 @@ export class ResponseCache {
    * The response for `key`: cached, awaited from a concurrent exchange, or
    * fetched. `materialize` gives each caller its own copy of a shared response.
    */
-  async run<T> (key: string, fetch: () => Promise<Fetched<T>>, materialize: (r: CachedResponse) => T, options: { refresh?: boolean, signal?: AbortSignal } = {}): Promise<T> {
+  async run<T> (key: string, fetch: Fetch<T>, materialize: (r: CachedResponse) => T, options: { refresh?: boolean, signal?: AbortSignal } = {}): Promise<T> {
     const entry = options.refresh === true ? undefined : this.entries.get(key)
     if (entry !== undefined && 'response' in entry && entry.expires > Date.now()) {
       this.counters.hits++
@@ -56,9 +59,12 @@ export class ResponseCache {
       const outcome = await abortable(entry.pending as Promise<Fetched<T>>, options.signal)
       if ('shared' in outcome) return materialize(outcome.shared)
       // The leader's response was its own (too large, or private): wait no more, ask for ours.
-      return this.unshared(await fetch(), materialize)
+      return this.unshared(await fetch(options.signal), materialize)
     }
     this.counters.misses++
+    // A refresh, or a miss on an expired entry whose timer has not fired yet, replaces a stored response.
+    const stale = this.entries.get(key)
+    if (stale !== undefined && 'response' in stale) this.remove(key, stale)
     const pending = fetch()
     const slot: Entry = { pending }
     this.entries.set(key, slot)

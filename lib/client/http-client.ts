@@ -49,7 +49,8 @@ export class HttpClient {
       return await request(url, { ...rest, ...(signal ? { signal } : {}), dispatcher })
     }
     // The shared exchange runs without the first caller's signal: others may be waiting on it.
-    const fetch = async (): Promise<Fetched<Dispatcher.ResponseData>> => await buffer(await request(url, { ...rest, dispatcher }), this.source.maxBodyBytes)
+    const fetch = async (own?: AbortSignal): Promise<Fetched<Dispatcher.ResponseData>> =>
+      await buffer(await request(url, { ...rest, ...(own ? { signal: own } : {}), dispatcher }), this.source.maxBodyBytes)
     return await this.source.cacheOf(this.id).run(cacheKey, fetch, materialize, { refresh: refreshCache === true, ...(signal ? { signal: signal as AbortSignal } : {}) })
   }
 }

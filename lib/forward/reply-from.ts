@@ -99,8 +99,9 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     const key = caches ? meta.cacheKey!(this.request) : undefined
     next = key === undefined
       ? { dispatcher: target.dispatcher }
-      // Keys are kept apart by method and route as well as by the caller's key.
-      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: `${method} ${meta!.url} ${key}` }
+      // Keys are kept apart by method and URL (so by route, and a pattern's
+      // /items/1 from /items/2) as well as by the caller's key.
+      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: `${method} ${this.request.url} ${key}` }
     try {
       return from.call(this, source, opts)
     } finally {

@@ -157,12 +157,3 @@ export function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> 
   const bound = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms) })
   return Promise.race([p, bound]).finally(() => clearTimeout(timer))
 }
-
-/**
- * Options of a test that shows a known bug: `{ todo: 'bug: …' }`, so the suite
- * stays green; with CACHE_TODO_STRICT=1 the test runs as an ordinary one and
- * its failures show.
- */
-export function bug (what: string): { todo?: string } {
-  return process.env.CACHE_TODO_STRICT === '1' ? {} : { todo: `bug: ${what}` }
-}
