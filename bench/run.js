@@ -235,7 +235,7 @@ async function startNginx (bin, connections) {
     const conf = path.join(tmpDir, 'nginx.conf')
     fs.writeFileSync(conf, nginxConfig(tmpDir, port, connections))
     // -e: the error log before the config is read (otherwise /var/log/nginx/error.log).
-    const child = track(spawn(bin, ['-p', tmpDir + path.sep, '-c', conf, '-e', errorLog], { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx')
+    const child = track(spawn(...pinned(LOAD_CPU, bin, ['-p', tmpDir + path.sep, '-c', conf, '-e', errorLog]), { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx')
     const stderr = tail(child.stderr)
     const deadline = Date.now() + START_TIMEOUT
     while (alive(child) && Date.now() < deadline) {
@@ -251,8 +251,20 @@ async function startNginx (bin, connections) {
 
 // ---------------------------------------------------------------- case servers
 
+// On 2 cores the case server, nginx and wrk fight for CPU and the scheduler's
+// choices swing a round by 2x. The server measured gets a core of its own;
+// nginx and wrk share the other. BENCH_PIN=0 turns this off.
+const TASKSET = process.env.BENCH_PIN === '0' || os.cpus().length < 2 ? null : findExecutable('taskset', ['/usr/bin', '/bin'])
+const SERVER_CPU = '1'
+const LOAD_CPU = '0'
+
+/** `bin args` pinned to `cpu` when pinning is on. */
+function pinned (cpu, bin, args) {
+  return TASKSET ? [TASKSET, ['-c', cpu, bin, ...args]] : [bin, args]
+}
+
 function startServer (spec, upstream) {
-  const child = track(spawn(process.execPath, [SERVER, spec.name, '0', upstream], {
+  const child = track(spawn(...pinned(SERVER_CPU, process.execPath, [SERVER, spec.name, '0', upstream]), {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']
   }), spec.name)
@@ -357,7 +369,7 @@ function parseWrk (out) {
 
 function wrk (bin, url, seconds, connections) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `${url}/`]
-  const child = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'wrk')
+  const child = track(spawn(...pinned(LOAD_CPU, bin, args), { stdio: ['ignore', 'pipe', 'pipe'] }), 'wrk')
   const stdout = tail(child.stdout, 100000)
   const stderr = tail(child.stderr)
   return new Promise((resolve, reject) => {

@@ -44,6 +44,14 @@ export class ResponseCache {
   get size (): number { return this.entries.size }
   get totalBytes (): number { return this.bytes }
 
+  /** The stored response for `key` if it is fresh (counted as a hit), without starting anything. */
+  peek (key: string): CachedResponse | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined || !('response' in entry) || entry.expires <= Date.now()) return undefined
+    this.counters.hits++
+    return entry.response
+  }
+
   /**
    * The response for `key`: cached, awaited from a concurrent exchange, or
    * fetched. `materialize` gives each caller its own copy of a shared response.

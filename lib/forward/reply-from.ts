@@ -2,7 +2,7 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
-import type { ResponseCache } from '../client/cache.js'
+import type { CachedResponse, ResponseCache } from '../client/cache.js'
 import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../client/http-client.js'
 import { dropHopByHop } from './headers.js'
@@ -80,34 +80,55 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   init(capture, { ...userOptions, base: options.origin, undici: router, retryMethods: [] }, (err) => { if (err) throw err })
   const from = impl!
 
+  const onUpstreamError = sendUpstreamError(options.defaultPool)
+  const dropOnly = (_req: unknown, headers: RequestHeaders): RequestHeaders => dropHopByHop(headers)
+
   fastify.decorateReply('from', function (this: FastifyReply, source?: string, callOpts: Record<string, unknown> = {}) {
+    const request = this.request
+    const meta = routeMeta(request)
+    const target = options.targetFor(meta?.pool)
+    let cacheKey: string | undefined
+    if (meta?.cacheKey !== undefined && (request.method === 'GET' || request.method === 'HEAD') && target.settings['cache.ttl'] > 0) {
+      const key = meta.cacheKey(request)
+      // Kept apart by method and URL (so by route, and a pattern's /items/1
+      // from /items/2) as well as by the caller's key.
+      if (key !== undefined) cacheKey = `${request.method} ${request.url} ${key}`
+    }
+    if (cacheKey !== undefined && callOpts.onResponse === undefined) {
+      const hit = target.forwardCache.peek(cacheKey)
+      if (hit !== undefined) return sendCached(this, hit, callOpts.rewriteHeaders as RewriteHeaders | undefined)
+    }
     const rewrite = callOpts.rewriteRequestHeaders as ((req: unknown, h: RequestHeaders) => RequestHeaders) | undefined
-    const onError = callOpts.onError
     const opts: Record<string, unknown> = {
       ...callOpts,
-      rewriteRequestHeaders: rewrite
-        ? (req: unknown, headers: RequestHeaders) => rewrite(req, dropHopByHop(headers))
-        : (_req: unknown, headers: RequestHeaders) => dropHopByHop(headers),
-      onError: onError ?? sendUpstreamError(options.defaultPool)
+      rewriteRequestHeaders: rewrite ? (req: unknown, headers: RequestHeaders) => rewrite(req, dropHopByHop(headers)) : dropOnly,
+      onError: callOpts.onError ?? onUpstreamError
     }
     delete opts.retryDelay
     delete opts.retriesCount
-    const meta = routeMeta(this.request)
-    const target = options.targetFor(meta?.pool)
-    const method = this.request.method
-    const caches = meta?.cacheKey !== undefined && (method === 'GET' || method === 'HEAD') && target.settings['cache.ttl'] > 0
-    const key = caches ? meta.cacheKey!(this.request) : undefined
-    next = key === undefined
+    next = cacheKey === undefined
       ? { dispatcher: target.dispatcher }
-      // Keys are kept apart by method and URL (so by route, and a pattern's
-      // /items/1 from /items/2) as well as by the caller's key.
-      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: `${method} ${this.request.url} ${key}` }
+      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: cacheKey }
     try {
       return from.call(this, source, opts)
     } finally {
       next = undefined
     }
   })
+}
+
+type RewriteHeaders = (headers: IncomingHttpHeaders, request: FastifyReply['request']) => IncomingHttpHeaders
+
+/**
+ * A fresh cache hit answers at once, as reply-from would have answered with
+ * the same response, without its stream machinery: the hot path of a cached route.
+ */
+function sendCached (reply: FastifyReply, hit: CachedResponse, rewrite: RewriteHeaders | undefined): FastifyReply {
+  const headers = rewrite === undefined ? hit.headers : rewrite({ ...hit.headers }, reply.request)
+  for (const name in headers) {
+    if (name !== 'transfer-encoding' && name.charCodeAt(0) !== 58) reply.header(name, headers[name])
+  }
+  return reply.code(hit.statusCode).send(hit.body[0])
 }
 
 /** A response meant for one client only goes to the request that caused it. */
