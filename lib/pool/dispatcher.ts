@@ -8,7 +8,7 @@ import { parseProxy } from '../config/values.js'
 import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
 import { ConnectionLifetime } from './lifetime.js'
 import { HttpProxy } from './proxy.js'
-import { ExchangeHandler, type ExchangeCounters } from './exchange.js'
+import { ExchangeHandler, Exchanges, type ExchangeCounters } from './exchange.js'
 import { StaticHeaders } from './static-headers.js'
 
 export interface PoolStats {
@@ -32,7 +32,7 @@ export interface DispatcherOptions {
  */
 export class PoolDispatcher extends ClosableDispatcher {
   readonly budget: ConnectionBudget
-  readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
+  private readonly exchanges = new Exchanges()
   // Per origin. Not undici's Agent: it drops an origin's Pool when its last
   // socket closes even with requests still queued, and a new Pool then breaks
   // max-per-route and lets close() resolve before those requests finish.
@@ -95,12 +95,13 @@ export class PoolDispatcher extends ClosableDispatcher {
       if (this.headers !== undefined) opts.headers = this.headers.apply(opts.headers as never)
       if (this.reset) opts.reset = true
     }
-    const wrapped = new ExchangeHandler(handler, this.maxCount, this.maxLine, this.counters) as never
+    const origin = String(opts.origin)
+    const wrapped = new ExchangeHandler(handler, this.maxCount, this.maxLine, this.exchanges, origin) as never
     if (this.closing !== undefined) {
       (wrapped as Dispatcher.DispatchHandler).onError!(new errors.ClientDestroyedError())
       return false
     }
-    return this.originPool(String(opts.origin)).dispatch(opts, wrapped)
+    return this.originPool(origin).dispatch(opts, wrapped)
   }
 
   private originPool (origin: string): Pool {
@@ -134,15 +135,15 @@ export class PoolDispatcher extends ClosableDispatcher {
   }
 
   /**
-   * Whether a request to `origin` would wait for a connection: none is free
-   * and neither max-per-route nor max-total lets one more open.
+   * Whether a request to `origin` would wait for a connection: as many
+   * exchanges are in flight as max-per-route or max-total allow sockets.
    */
   saturated (origin: string): boolean {
-    const s = this.origins.get(origin)?.stats
-    if (s !== undefined && s.free > 0) return false
-    return (s?.connected ?? 0) >= this.settings['http.conn-manager.max-per-route'] ||
-      this.budget.open >= this.settings['http.conn-manager.max-total']
+    return this.exchanges.inFlightTo(origin) >= this.settings['http.conn-manager.max-per-route'] ||
+      this.exchanges.inFlight >= this.settings['http.conn-manager.max-total']
   }
+
+  get counters (): ExchangeCounters { return this.exchanges.counters }
 
   /** undici's pool counters, summed over the origins of this pool. */
   get stats (): PoolStats {

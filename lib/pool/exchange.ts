@@ -7,6 +7,29 @@ const STATUS_PREFIX = 13
 
 export interface ExchangeCounters { requests: number, errors: number }
 
+/** A pool's exchanges: counted, and those in flight tracked per origin (cheaper than asking undici's pools). */
+export class Exchanges {
+  readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
+  inFlight = 0
+  private readonly byOrigin = new Map<string, number>()
+
+  begin (origin: string): void {
+    this.counters.requests++
+    this.inFlight++
+    this.byOrigin.set(origin, (this.byOrigin.get(origin) ?? 0) + 1)
+  }
+
+  end (origin: string, failed: boolean): void {
+    if (failed) this.counters.errors++
+    this.inFlight--
+    const n = this.byOrigin.get(origin)! - 1
+    if (n === 0) this.byOrigin.delete(origin)
+    else this.byOrigin.set(origin, n)
+  }
+
+  inFlightTo (origin: string): number { return this.byOrigin.get(origin) ?? 0 }
+}
+
 /**
  * Wraps every exchange of a pool: counts it, and enforces
  * `http.connection.max-header-count` and `max-line-length`, which undici lacks.
@@ -15,10 +38,18 @@ export interface ExchangeCounters { requests: number, errors: number }
 export class ExchangeHandler implements Handler {
   private abort: ((err: Error) => void) | undefined
   private readonly inner: Handler
+  private ended = false
 
-  constructor (inner: Dispatcher.DispatchHandler, private readonly maxCount: number, private readonly maxLine: number, private readonly counters: ExchangeCounters) {
+  constructor (inner: Dispatcher.DispatchHandler, private readonly maxCount: number, private readonly maxLine: number,
+    private readonly exchanges: Exchanges, private readonly origin: string) {
     this.inner = asLegacyHandler(inner)
-    counters.requests++
+    exchanges.begin(origin)
+  }
+
+  private end (failed: boolean): void {
+    if (this.ended) return
+    this.ended = true
+    this.exchanges.end(this.origin, failed)
   }
 
   onConnect (abort: (err?: Error) => void, context?: object): void {
@@ -55,13 +86,18 @@ export class ExchangeHandler implements Handler {
   }
 
   onData (chunk: Buffer): boolean { return this.inner.onData!(chunk) }
-  onComplete (trailers: string[] | null): void { this.inner.onComplete!(trailers) }
+  onComplete (trailers: string[] | null): void {
+    this.end(false)
+    this.inner.onComplete!(trailers)
+  }
+
   onError (err: Error): void {
-    this.counters.errors++
+    this.end(true)
     this.inner.onError!(err)
   }
 
   onUpgrade (statusCode: number, headers: Buffer[] | string[] | null, socket: import('node:stream').Duplex): void {
+    this.end(false)
     this.inner.onUpgrade?.(statusCode, headers, socket)
   }
 
