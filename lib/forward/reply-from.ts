@@ -99,13 +99,14 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
       if (hit !== undefined) return sendCached(this, hit, callOpts.rewriteHeaders as RewriteHeaders | undefined)
     }
     const rewrite = callOpts.rewriteRequestHeaders as ((req: unknown, h: RequestHeaders) => RequestHeaders) | undefined
+    // reply-from's own retries stay off (undefined, not delete: a deleted key slows the object down).
     const opts: Record<string, unknown> = {
       ...callOpts,
       rewriteRequestHeaders: rewrite ? (req: unknown, headers: RequestHeaders) => rewrite(req, dropHopByHop(headers)) : dropOnly,
-      onError: callOpts.onError ?? onUpstreamError
+      onError: callOpts.onError ?? onUpstreamError,
+      retryDelay: undefined,
+      retriesCount: undefined
     }
-    delete opts.retryDelay
-    delete opts.retriesCount
     next = cacheKey === undefined
       ? { dispatcher: target.dispatcher }
       : { dispatcher: target.dispatcher, cache: target.forwardCache, key: cacheKey }
