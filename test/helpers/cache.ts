@@ -3,26 +3,17 @@
 // test releases them (so concurrent callers overlap by construction, not by a
 // sleep), a real gateway, a client pool for it, and a bounded poll.
 import Fastify, { type FastifyInstance } from 'fastify'
-import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type tap from 'tap'
 import { Pool, type Dispatcher } from 'undici'
 import plugin, { type FastifyHttpPoolsOptions } from '../../index.js'
+import { listenHttp } from './net.js'
+import type { Tap } from './tap.js'
+import { BOUND_MS } from './wait.js'
 
-/** The `t` of a tap subtest. */
-export type Tap = Parameters<Parameters<typeof tap.test>[0]>[0]
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-export const EXT_NS = 'urn:fastify-http-pools:1'
-
-/** A config whose pools are `body` (`x:` bound to the extension namespace). */
-export function poolsXml (body: string): string {
-  return `<http-connection-pools xmlns="${REPOSE_NS}" xmlns:x="${EXT_NS}">\n${body}\n</http-connection-pools>\n`
-}
-
-/** Generous bound on one exchange: a hang fails the test instead of stalling it. */
-export const BOUND_MS = 10_000
+export type { Tap } from './tap.js'
+export { BOUND_MS, eventually, within } from './wait.js'
+export { EXT_NS, REPOSE_NS, poolsXml } from './xml.js'
 
 export interface Arrival {
   /** 1-based number of this request at the upstream. */
@@ -101,13 +92,7 @@ export async function cacheUpstream (t: Tap, answer: Answer = numbered, held = f
       else respond()
     })
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  up.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  up.origin = `http://127.0.0.1:${await listenHttp(t, server)}`
   return up
 }
 
@@ -139,21 +124,4 @@ export async function call (client: Dispatcher, path: string, options: { method?
   const res = await client.request({ path, method: options.method ?? 'GET', headers: options.headers ?? {}, signal: AbortSignal.timeout(BOUND_MS) })
   const text = await res.body.text()
   return { statusCode: res.statusCode, headers: res.headers as IncomingHttpHeaders, text, json: () => JSON.parse(text) }
-}
-
-/** Polls `check` until it returns true or `deadlineMs` passes; returns the last result. */
-export async function eventually (check: () => boolean, deadlineMs: number, everyMs = 10): Promise<boolean> {
-  const end = Date.now() + deadlineMs
-  for (;;) {
-    if (check()) return true
-    if (Date.now() >= end) return false
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
-}
-
-/** `p`, or a rejection naming `what` when it has not settled after `ms`: a bound on waits. */
-export function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const bound = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms) })
-  return Promise.race([p, bound]).finally(() => clearTimeout(timer))
 }

@@ -8,17 +8,20 @@ import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type SecureServerOptions } from 'node:http2'
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https'
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
+import { type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { resolve } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { request as undiciRequest, type Dispatcher } from 'undici'
 import plugin from '../../index.js'
+import { logCapture, type LogLine } from './logs.js'
+import type { Teardown } from './tap.js'
+import { BOUND_MS } from './wait.js'
 
-/** What a helper needs from tap's `t`. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-export const EXT_NS = 'urn:fastify-http-pools:1'
+export type { LogLine } from './logs.js'
+export { freePort as closedPort } from './net.js'
+export type { Teardown } from './tap.js'
+export { BOUND_MS } from './wait.js'
+export { config, EXT_NS, pool, REPOSE_NS } from './xml.js'
 
 /** test/fixtures/tls (see its README for subjects and passwords), as an absolute path. */
 export const TLS_ROOT = resolve(__dirname, '..', 'fixtures', 'tls')
@@ -28,30 +31,12 @@ export function tlsFile (name: string): Buffer {
   return readFileSync(resolve(TLS_ROOT, name))
 }
 
-/** Generous bound on one client exchange: a hang fails the test instead of stalling the run. */
-export const BOUND_MS = 10_000
-
-const xmlAttr = (v: string): string => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;')
-
-/** `<pool id=... attr="..."/>`; the first pool of a config should be given `default: 'true'`. */
-export function pool (id: string, attributes: Record<string, string> = {}): string {
-  const attrs = Object.entries(attributes).map(([k, v]) => ` ${k}="${xmlAttr(v)}"`).join('')
-  return `<pool id="${id}"${attrs}/>`
-}
-
-/** A config whose root binds `x:` to the extension namespace, around `pools`. */
-export function config (...pools: string[]): string {
-  return `<http-connection-pools xmlns="${REPOSE_NS}" xmlns:x="${EXT_NS}">\n${pools.join('\n')}\n</http-connection-pools>\n`
-}
-
 // The stores of test/fixtures/tls with their passwords.
 export const JKS_KEYSTORE = { 'keystore-filename': 'client.jks', 'keystore-password': 'password', 'key-password': 'keypass' }
 export const P12_KEYSTORE = { 'keystore-filename': 'client.p12', 'keystore-password': 'password', 'key-password': 'password' }
 export const PEM_KEYSTORE = { 'keystore-filename': 'client-combined.pem', 'keystore-password': 'anything', 'key-password': 'keypass' }
 export const JKS_TRUSTSTORE = { 'truststore-filename': 'truststore.jks', 'truststore-password': 'password' }
 export const PEM_TRUSTSTORE = { 'truststore-filename': 'truststore.pem', 'truststore-password': 'password' }
-
-export interface LogLine { level: number, msg?: string, pool?: string, [key: string]: unknown }
 
 export interface Gateway {
   app: FastifyInstance
@@ -71,10 +56,8 @@ export interface Gateway {
  * `{ pool: id }` whose handler forwards to the `to` query parameter.
  */
 export async function gateway (t: Teardown, xml: string, options: { logLevel?: string } = {}): Promise<Gateway> {
-  const raw: string[] = []
-  const logs: LogLine[] = []
-  const stream = { write: (line: string) => { raw.push(line); logs.push(JSON.parse(line) as LogLine) } }
-  const app = Fastify({ logger: { level: options.logLevel ?? 'warn', stream } })
+  const logs = logCapture()
+  const app = Fastify({ logger: { level: options.logLevel ?? 'warn', stream: logs.stream } })
   t.teardown(async () => { await app.close() })
   await app.register(plugin, { xml, configRoot: TLS_ROOT })
   for (const id of app.pools.ids) {
@@ -85,8 +68,8 @@ export async function gateway (t: Teardown, xml: string, options: { logLevel?: s
   return {
     app,
     url,
-    logs,
-    rawLogs: () => raw.join(''),
+    logs: logs.lines,
+    rawLogs: () => logs.raw.join(''),
     forward: async (poolId, target) => await get(`${url}/${poolId}?to=${encodeURIComponent(target)}`)
   }
 }
@@ -131,16 +114,6 @@ export function codesOf (err: unknown): string[] {
     e = e.cause as typeof e
   }
   return out
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-export async function closedPort (): Promise<number> {
-  const server = createNetServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 type AnyHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void

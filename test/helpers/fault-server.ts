@@ -11,9 +11,10 @@ import { once } from 'node:events'
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
+import type { Teardown } from './tap.js'
 
-/** What a helper needs from tap's `t`. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
+export { freePort as refusedPort } from './net.js'
+export type { Teardown } from './tap.js'
 
 /**
  * The named faults:
@@ -310,16 +311,6 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
     },
     close
   }
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then released): connecting is refused. */
-export async function refusedPort (): Promise<number> {
-  const server = createServer()
-  server.listen({ port: 0, host: '127.0.0.1' })
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 export interface BlackHole {

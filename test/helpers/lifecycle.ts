@@ -4,43 +4,23 @@
 // gateway, a client Agent of the test's own, load loops bounded in count and
 // time, and a pino stream that keeps log lines. Everything closes at teardown.
 import Fastify, { type FastifyInstance } from 'fastify'
-import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Agent, request } from 'undici'
 import plugin, { type FastifyHttpPoolsOptions } from '../../index.js'
+import { logCapture, type LogLine } from './logs.js'
+import { listenHttp } from './net.js'
+import type { Teardown } from './tap.js'
+import { BOUND_MS, waitFor } from './wait.js'
 
-/** What a helper needs from tap's `t`. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-export const EXT_NS = 'urn:fastify-http-pools:1'
-
-/** Upper bound on anything a test waits for: a hang fails the test instead of stalling the run. */
-export const BOUND_MS = 10_000
+export { logCapture, type LogLine } from './logs.js'
+export type { Teardown } from './tap.js'
+export { BOUND_MS, waitFor } from './wait.js'
+export { config, EXT_NS, pool, REPOSE_NS } from './xml.js'
 
 /** performance.now(): the one clock of these tests (gateway, upstream and clients share the process). */
 export const now = (): number => performance.now()
-
-const xmlAttr = (v: string): string => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;')
-
-/** `<pool id=... a="..."/>`, with `<headers>` when `headers` has entries. */
-export function pool (id: string, attributes: Record<string, string> = {}, headers: Record<string, string> = {}): string {
-  const attrs = Object.entries(attributes).map(([k, v]) => ` ${k}="${xmlAttr(v)}"`).join('')
-  const hs = Object.entries(headers)
-  if (hs.length === 0) return `<pool id="${id}"${attrs}/>`
-  const inner = hs.map(([name, value]) => `<header name="${xmlAttr(name)}" value="${xmlAttr(value)}"/>`).join('')
-  return `<pool id="${id}"${attrs}><headers>${inner}</headers></pool>`
-}
-
-/**
- * A config of `pools`, one per line, the root (line 1) binding `x:` to the
- * extension namespace: the n-th pool is on line n + 1.
- */
-export function config (...pools: string[]): string {
-  return `<http-connection-pools xmlns="${REPOSE_NS}" xmlns:x="${EXT_NS}">\n${pools.join('\n')}\n</http-connection-pools>\n`
-}
 
 /** One TCP connection as the upstream saw it. */
 export interface Conn {
@@ -91,13 +71,7 @@ export async function upstream (t: Teardown, handler: Handler): Promise<Upstream
     socket.once('close', ended)
     socket.on('error', () => {})
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const port = (server.address() as AddressInfo).port
+  const port = await listenHttp(t, server)
   const open = (): Conn[] => conns.filter((c) => c.endedAt === undefined)
   return {
     server,
@@ -107,32 +81,6 @@ export async function upstream (t: Teardown, handler: Handler): Promise<Upstream
     open,
     served: () => conns.reduce((n, c) => n + c.requests.length, 0),
     allEnded: async (ms = BOUND_MS) => { await waitFor(() => open().length === 0, ms, () => `every upstream connection to end (${open().length} of ${conns.length} still open)`) }
-  }
-}
-
-/** Polls `pred` every `every` ms until it holds; rejects after `ms`, describing what it waited for. */
-export async function waitFor (pred: () => boolean, ms: number, what: string | (() => string), every = 10): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`)
-    await new Promise((resolve) => setTimeout(resolve, every))
-  }
-}
-
-export interface LogLine { level: number, msg?: string, [key: string]: unknown }
-
-/** A pino destination that keeps every line; `onLine` sees each as it is written (synchronously). */
-export function logCapture (onLine?: (line: LogLine) => void): { stream: { write: (line: string) => void }, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  return {
-    lines,
-    stream: {
-      write: (text: string) => {
-        const line = JSON.parse(text) as LogLine
-        lines.push(line)
-        onLine?.(line)
-      }
-    }
   }
 }
 

@@ -6,25 +6,16 @@ import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import type tap from 'tap'
 import { request as undiciRequest, type Dispatcher } from 'undici'
+import { listenHttp as listen } from './net.js'
+import type { Teardown } from './tap.js'
+import { BOUND_MS } from './wait.js'
 
-/** The `t` of a tap subtest. */
-export type Tap = Parameters<Parameters<typeof tap.test>[0]>[0]
-
-/** What a test needs from tap's `t`: somewhere to put cleanups. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-export const EXT_NS = 'urn:fastify-http-pools:1'
-
-/** A config whose pools are `body` (the `x:` prefix is bound to the extension namespace). */
-export function poolsXml (body: string): string {
-  return `<http-connection-pools xmlns="${REPOSE_NS}" xmlns:x="${EXT_NS}">\n${body}\n</http-connection-pools>\n`
-}
-
-/** Generous bound on any single client exchange: a hang fails the test instead of stalling it. */
-export const BOUND_MS = 10_000
+export { freePort as closedPort } from './net.js'
+export type { Tap, Teardown } from './tap.js'
+export { logCapture, WARN, type LogLine } from './logs.js'
+export { BOUND_MS } from './wait.js'
+export { EXT_NS, REPOSE_NS, poolsXml } from './xml.js'
 
 export interface Seen {
   method: string
@@ -74,16 +65,6 @@ function recorder (handler: UpstreamHandler) {
   return { seen, listener, nth }
 }
 
-async function listen (t: Teardown, server: Server): Promise<number> {
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  return (server.address() as AddressInfo).port
-}
-
 /** An HTTP upstream on 127.0.0.1 that records every request, then lets `handler` answer. */
 export async function upstream (t: Teardown, handler: UpstreamHandler = echo): Promise<Upstream> {
   const { seen, listener, nth } = recorder(handler)
@@ -121,16 +102,6 @@ export async function rawUpstream (t: Teardown, onSocket: (socket: Socket) => vo
   return { port, origin: `http://127.0.0.1:${port}`, connections: () => count }
 }
 
-/** A port on 127.0.0.1 that nothing listens on (it was bound, then released). */
-export async function closedPort (): Promise<number> {
-  const server = createNetServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 /** Starts the gateway on 127.0.0.1 (port 0); closes it at teardown. Returns `http://127.0.0.1:PORT`. */
 export async function listenGateway (t: Teardown, app: FastifyInstance): Promise<string> {
   t.teardown(async () => { await app.close() })
@@ -151,14 +122,3 @@ export async function get (url: string, options: Omit<Dispatcher.RequestOptions,
   const text = await res.body.text()
   return { statusCode: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) }
 }
-
-export interface LogLine { level: number, msg?: string, [key: string]: unknown }
-
-/** A pino destination that keeps every line: `Fastify({ logger: { level: 'warn', stream: logs.stream } })`. */
-export function logCapture (): { stream: { write: (line: string) => void }, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  return { lines, stream: { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } } }
-}
-
-/** pino's numeric level of `warn`. */
-export const WARN = 40

@@ -5,35 +5,18 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type tap from 'tap'
 import { Agent, request, type Dispatcher } from 'undici'
 import plugin from '../../index.js'
 import type { RegistryStats } from '../../lib/registry/registry.js'
-import type { Teardown } from './fault-server.js'
+import { logCapture, type LogLine } from './logs.js'
+import type { Teardown } from './tap.js'
+import { BOUND_MS, eventually } from './wait.js'
 
-/** The `t` of a tap subtest. */
-export type Tap = Parameters<Parameters<typeof tap.test>[0]>[0]
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-export const EXT_NS = 'urn:fastify-http-pools:1'
-
-/** Generous bound on one client exchange: a hang fails the test instead of stalling the run. */
-export const BOUND_MS = 10_000
-
-/** pino's numeric level of `warn`. */
-export const WARN = 40
-
-/** `<pool id=... a="v" .../>` */
-export function pool (id: string, attributes: Record<string, string | number> = {}): string {
-  return `<pool id="${id}"${Object.entries(attributes).map(([k, v]) => ` ${k}="${v}"`).join('')}/>`
-}
-
-/** A config around `pools`, its root binding `x:` to the extension namespace. */
-export function config (...pools: string[]): string {
-  return `<http-connection-pools xmlns="${REPOSE_NS}" xmlns:x="${EXT_NS}">\n${pools.join('\n')}\n</http-connection-pools>\n`
-}
-
-export interface LogLine { level: number, msg?: string, pool?: string, origin?: string, code?: string, [key: string]: unknown }
+export type { LogLine } from './logs.js'
+export { WARN } from './logs.js'
+export type { Tap } from './tap.js'
+export { BOUND_MS, eventually } from './wait.js'
+export { config, EXT_NS, pool, REPOSE_NS } from './xml.js'
 
 export interface Sent {
   statusCode: number
@@ -79,9 +62,8 @@ export interface Gateway {
  * so reply-from forwards them as a stream.
  */
 export async function gateway (t: Teardown, xml: string): Promise<Gateway> {
-  const logs: LogLine[] = []
-  const stream = { write: (line: string) => { logs.push(JSON.parse(line) as LogLine) } }
-  const app = Fastify({ logger: { level: 'warn', stream } })
+  const logs = logCapture()
+  const app = Fastify({ logger: { level: 'warn', stream: logs.stream } })
   t.teardown(async () => { await app.close() })
   await app.register(plugin, { xml })
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload) })
@@ -97,7 +79,7 @@ export async function gateway (t: Teardown, xml: string): Promise<Gateway> {
   return {
     app,
     url,
-    logs,
+    logs: logs.lines,
     forward: async (poolId, target, options = {}) => await send(client, `${url}/${poolId}?to=${encodeURIComponent(target)}`, options),
     stats,
     settled: async (id, ms = 5000) => {
@@ -127,16 +109,6 @@ export async function send (dispatcher: Dispatcher, url: string, options: SendOp
   }
   const elapsed = performance.now() - start
   return { statusCode: res.statusCode, headers: res.headers, text, bodyError, json: () => JSON.parse(text ?? ''), elapsed }
-}
-
-/** Polls `check` every `everyMs` until it holds or `deadlineMs` passes; returns whether it held. */
-export async function eventually (check: () => boolean, deadlineMs: number, everyMs = 10): Promise<boolean> {
-  const end = Date.now() + deadlineMs
-  for (;;) {
-    if (check()) return true
-    if (Date.now() >= end) return false
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
 }
 
 /**

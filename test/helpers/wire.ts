@@ -8,14 +8,14 @@ import { performance } from 'node:perf_hooks'
 import { parseConfig } from '../../lib/config/parse.js'
 import type { PoolSettings } from '../../lib/config/schema.js'
 import { PoolDispatcher } from '../../lib/pool/dispatcher.js'
+import { listenHttp } from './net.js'
+import type { Teardown } from './tap.js'
+import { BOUND_MS } from './wait.js'
+import { REPOSE_NS } from './xml.js'
 
-/** What a helper needs from tap's `t`. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-
-/** Upper bound on anything a test waits for: a hang fails the test instead of stalling the run. */
-export const BOUND_MS = 10_000
+export type { Teardown } from './tap.js'
+export { BOUND_MS } from './wait.js'
+export { REPOSE_NS } from './xml.js'
 
 /** The settings of pool `p` (the default pool) carrying `attributes` and, inside <pool>, `inner`. */
 export function settingsOf (attributes = '', inner = ''): PoolSettings {
@@ -150,13 +150,7 @@ export async function httpServer (t: Teardown, handler: Handler, parent?: ConnTr
   })
   server.keepAliveTimeout = 0
   server.on('connection', (socket: Socket) => { tracker.add(socket) })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const port = (server.address() as AddressInfo).port
+  const port = await listenHttp(t, server)
   return { server, origin: `http://127.0.0.1:${port}`, port, tracker }
 }
 

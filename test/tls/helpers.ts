@@ -3,21 +3,19 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
-import { ConfigError } from '../../lib/config/errors.js'
+import type { ConfigError } from '../../lib/config/errors.js'
 import { parseConfig } from '../../lib/config/parse.js'
 import type { PoolSettings } from '../../lib/config/schema.js'
 import { loadTlsMaterial, type TlsMaterial } from '../../lib/tls/index.js'
+import { configError as thrownConfigError } from '../helpers/config.js'
+import { REPOSE_NS, xmlAttr } from '../helpers/xml.js'
 
 /** test/fixtures/tls: the shared certificates and stores (see its README). */
 export const SHARED = resolve(__dirname, '..', 'fixtures', 'tls')
 /** test/tls/fixtures: extra stores only these tests use (see generate.sh there). */
 export const EXTRA = resolve(__dirname, 'fixtures')
 
-const REPOSE_NS = 'http://docs.openrepose.org/repose/http-connection-pool/v1.0'
-
 export type Attributes = Partial<Record<'keystore-filename' | 'keystore-password' | 'key-password' | 'truststore-filename' | 'truststore-password', string>>
-
-const xmlAttr = (v: string): string => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;')
 
 /** The settings of pool "p" with these attributes, parsed the way the plugin parses them. */
 export function pool (attributes: Attributes, configRoot = SHARED): PoolSettings {
@@ -37,13 +35,7 @@ export function load (attributes: Attributes, configRoot = SHARED): TlsMaterial 
 
 /** The ConfigError that `fn` throws. */
 export function configError (fn: () => unknown): ConfigError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-  throw new Error('expected a ConfigError, but the material loaded')
+  return thrownConfigError(fn, 'the material loaded')
 }
 
 /** Every password of the settings that could be told apart from ordinary text in a message (not "x", not "password"). */
