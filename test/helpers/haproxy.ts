@@ -2,15 +2,15 @@
 // package; CI installs it) in TCP mode, round robin over loopback backends, on
 // 127.0.0.1. Its config and runtime API socket live in a temporary directory;
 // it runs in the foreground (-db) and is killed at teardown.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { startDaemon } from './daemon.js'
+import { accepts } from './net.js'
+import type { Teardown } from './tap.js'
 
-/** What the helper needs from tap's `t`. */
-export interface Teardown { teardown: (fn: () => unknown) => void }
+export type { Teardown } from './tap.js'
 
 export interface Backend {
   /** Server name in backend `be`, as the runtime API names it (`be/NAME`). */
@@ -30,10 +30,7 @@ export interface Haproxy {
   kill: () => Promise<void>
 }
 
-/** How long haproxy may take to accept connections after it was spawned. */
-const START_DEADLINE_MS = 10_000
 const COMMAND_TIMEOUT_MS = 5_000
-const ATTEMPTS = 3
 
 /** haproxy on PATH, else in an sbin folder (Debian puts it in /usr/sbin, which a non-root PATH may lack). */
 function haproxyExecutable (): string {
@@ -45,25 +42,6 @@ function haproxyExecutable (): string {
     } catch {}
   }
   return 'haproxy'
-}
-
-/** A port that was free a moment ago (bound on 127.0.0.1, then released): haproxy cannot be told to pick one. */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Whether something accepts connections at `target` (a TCP port on 127.0.0.1, or a unix socket path). */
-async function accepts (target: number | string): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const socket = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target)
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => { socket.destroy(); resolve(false) })
-  })
 }
 
 function configText (adminSocket: string, port: number, backends: Backend[]): string {
@@ -103,11 +81,6 @@ async function runtimeCommand (path: string, cmd: string): Promise<string> {
   })
 }
 
-async function exited (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  await once(child, 'exit')
-}
-
 /**
  * Starts haproxy in front of `backends` and resolves once its frontend and its
  * runtime API accept connections. The frontend port is found by binding port 0
@@ -118,38 +91,15 @@ export async function startHaproxy (t: Teardown, backends: Backend[]): Promise<H
   const dir = mkdtempSync(join(tmpdir(), 'fhp-haproxy-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const adminSocket = join(dir, 'admin.sock')
-  const failures: string[] = []
-
-  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const port = await freePort()
-    const configFile = join(dir, 'haproxy.cfg')
-    writeFileSync(configFile, configText(adminSocket, port, backends))
-    const child = spawn(haproxyExecutable(), ['-f', configFile, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout!.on('data', (c: Buffer) => { output += String(c) })
-    child.stderr!.on('data', (c: Buffer) => { output += String(c) })
-    let spawnError: Error | undefined
-    child.once('error', (err) => { spawnError = err })
-    const stop = async (): Promise<void> => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-      await exited(child)
-    }
-    t.teardown(stop)
-
-    const alive = (): boolean => spawnError === undefined && child.exitCode === null && child.signalCode === null
-    const deadline = Date.now() + START_DEADLINE_MS
-    let up = false
-    while (!up && Date.now() < deadline && alive()) {
-      up = await accepts(port) && await accepts(adminSocket)
-      // A refused loopback connect fails at once: poll every 20 ms until the deadline.
-      if (!up) await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-    if (spawnError !== undefined) throw new Error(`cannot run haproxy (is it installed? apt-get install haproxy): ${spawnError.message}`)
-    if (up && alive()) {
-      return { port, origin: `http://127.0.0.1:${port}`, command: async (cmd) => await runtimeCommand(adminSocket, cmd), kill: stop }
-    }
-    await stop()
-    failures.push(`attempt ${attempt} on port ${port}: ${up ? 'exited' : 'did not accept connections in time'}; output: ${output.trim()}`)
-  }
-  throw new Error(`haproxy did not start:\n${failures.join('\n')}`)
+  const configFile = join(dir, 'haproxy.cfg')
+  const { port, kill } = await startDaemon(t, {
+    name: 'haproxy',
+    executable: haproxyExecutable(),
+    prepare: (port) => {
+      writeFileSync(configFile, configText(adminSocket, port, backends))
+      return ['-f', configFile, '-db']
+    },
+    ready: async (port) => await accepts(port) && await accepts(adminSocket)
+  })
+  return { port, origin: `http://127.0.0.1:${port}`, command: async (cmd) => await runtimeCommand(adminSocket, cmd), kill }
 }
