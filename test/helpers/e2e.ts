@@ -17,6 +17,7 @@ import { logCapture, type LogLine } from './logs.js'
 import type { Teardown } from './tap.js'
 import { BOUND_MS } from './wait.js'
 
+export { codesOf, rejection } from './errors.js'
 export type { LogLine } from './logs.js'
 export { freePort as closedPort } from './net.js'
 export type { Teardown } from './tap.js'
@@ -93,27 +94,6 @@ export async function poolGet (app: FastifyInstance, id: string, url: string): P
   const res = await app.pools.get(id).request(url, { signal: AbortSignal.timeout(BOUND_MS) })
   const text = await res.body.text()
   return { statusCode: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) }
-}
-
-/** The error a promise rejects with; fails the test loudly when it resolves. */
-export async function rejection (p: Promise<unknown>): Promise<Error & { code?: string, cause?: unknown }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a rejection, but the promise resolved')
-}
-
-/** The codes along an error's cause chain, outermost first (`code`, else `name`). */
-export function codesOf (err: unknown): string[] {
-  const out: string[] = []
-  let e = err as { code?: string, name?: string, cause?: unknown } | undefined
-  for (let depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
-    out.push(e.code ?? e.name ?? String(e))
-    e = e.cause as typeof e
-  }
-  return out
 }
 
 type AnyHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void

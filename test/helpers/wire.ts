@@ -5,6 +5,7 @@ import { EventEmitter, once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { request, type Dispatcher } from 'undici'
 import { parseConfig } from '../../lib/config/parse.js'
 import type { PoolSettings } from '../../lib/config/schema.js'
 import { PoolDispatcher } from '../../lib/pool/dispatcher.js'
@@ -14,6 +15,7 @@ import { BOUND_MS } from './wait.js'
 import { REPOSE_NS } from './xml.js'
 
 export type { Teardown } from './tap.js'
+export { rejection as failure } from './errors.js'
 export { BOUND_MS } from './wait.js'
 export { REPOSE_NS } from './xml.js'
 
@@ -25,6 +27,12 @@ export function settingsOf (attributes = '', inner = ''): PoolSettings {
 /** Every pool of a config whose root holds `body`. */
 export function poolsOf (body: string): PoolSettings[] {
   return parseConfig(`<http-connection-pools xmlns="${REPOSE_NS}">${body}</http-connection-pools>`).pools
+}
+
+/** GET `url` through `dispatcher`, bounded by BOUND_MS; resolves with the body. */
+export async function get (url: string, dispatcher: Dispatcher): Promise<string> {
+  const res = await request(url, { dispatcher, signal: AbortSignal.timeout(BOUND_MS) })
+  return await res.body.text()
 }
 
 /** A PoolDispatcher that is destroyed at teardown (whatever the test left running). */

@@ -2,20 +2,14 @@
 // themselves, so a connection that ends was closed by the pool.
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
-import { request, type Dispatcher } from 'undici'
 import { KEEPALIVE_MARGIN } from '../../lib/pool/options.js'
-import { BOUND_MS, dispatcherOf, httpServer, onRequests, rawServer, settingsOf, type Conn } from '../helpers/wire.js'
+import { dispatcherOf, get, httpServer, onRequests, rawServer, settingsOf, type Conn } from '../helpers/wire.js'
 
 // undici closes an idle connection after 4 s unless told otherwise.
 const UNDICI_DEFAULT_KEEPALIVE = 4000
 
 // The tests mostly wait on timers, each with its own server and pool: run them side by side.
 t.jobs = 8
-
-async function get (url: string, dispatcher: Dispatcher): Promise<string> {
-  const res = await request(url, { dispatcher, signal: AbortSignal.timeout(BOUND_MS) })
-  return await res.body.text()
-}
 
 const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 

@@ -1,33 +1,9 @@
 // close(): in-flight requests finish, then every socket closes; requests after
 // close fail. stats and counters: what the pool is doing, back to idle after.
-import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
-import { request, type Dispatcher } from 'undici'
-import { BOUND_MS, dispatcherOf, httpServer, settingsOf } from '../helpers/wire.js'
-
-async function get (url: string, dispatcher: Dispatcher): Promise<string> {
-  const res = await request(url, { dispatcher, signal: AbortSignal.timeout(BOUND_MS) })
-  return await res.body.text()
-}
-
-async function failure (p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a failure, but it succeeded')
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-async function closedPort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { request } from 'undici'
+import { freePort as closedPort } from '../helpers/net.js'
+import { BOUND_MS, dispatcherOf, failure, get, httpServer, settingsOf } from '../helpers/wire.js'
 
 t.test('close() lets an in-flight request finish, then closes every connection, idle ones included', async (t) => {
   const events: string[] = []

@@ -2,8 +2,7 @@
 // and undici's own header-size limit, against a raw server that writes the
 // response head byte for byte.
 import t from 'tap'
-import { request, type Dispatcher } from 'undici'
-import { BOUND_MS, dispatcherOf, onRequests, rawServer, settingsOf, type Teardown } from '../helpers/wire.js'
+import { BOUND_MS, dispatcherOf, failure, get, onRequests, rawServer, settingsOf, type Teardown } from '../helpers/wire.js'
 
 /**
  * A raw server answering `GET /N` with response number N of `heads` (each a
@@ -25,20 +24,6 @@ const OK = 'HTTP/1.1 200 OK'
 const fields = (n: number): string[] => Array.from({ length: n - 1 }, (_, i) => `x-h${i}: v`)
 /** A header line `x-long: vvv…` of exactly `len` characters. */
 const lineOf = (len: number): string => `x-long: ${'v'.repeat(len - 'x-long: '.length)}`
-
-async function get (url: string, dispatcher: Dispatcher): Promise<string> {
-  const res = await request(url, { dispatcher, signal: AbortSignal.timeout(BOUND_MS) })
-  return await res.body.text()
-}
-
-async function failure (p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a failure, but it succeeded')
-}
 
 t.test('max-header-count: more header fields than allowed are rejected; exactly as many pass', async (t) => {
   const s = await server(t, [[OK, ...fields(5)], [OK, ...fields(6)]])

@@ -1,25 +1,13 @@
 // http.socket.timeout (inactivity while waiting for headers or between body
 // chunks) and http.connection.timeout (establishing the connection), on the wire.
-import { once } from 'node:events'
-import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { request } from 'undici'
-import { BOUND_MS, dispatcherOf, httpServer, rawServer, settingsOf, since } from '../helpers/wire.js'
+import { blackHole } from '../helpers/black-hole.js'
+import { BOUND_MS, dispatcherOf, failure, httpServer, rawServer, settingsOf, since } from '../helpers/wire.js'
 
 // The tests mostly wait on timers, each with its own server and pool: run them side by side.
 t.jobs = 8
-
-/** The error `p` rejects with (fails the test when it resolves). */
-async function failure (p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a failure, but it succeeded')
-}
 
 t.test('http.socket.timeout: response headers later than the timeout fail with UND_ERR_HEADERS_TIMEOUT', async (t) => {
   const timers = new Set<NodeJS.Timeout>()
@@ -85,46 +73,8 @@ t.test('http.socket.timeout="0" means no timeout: slow headers and a stalling bo
   t.equal(await res.body.text(), 'ab')
 })
 
-/**
- * A listening socket whose accept queue is full, so that the kernel drops
- * further SYNs and a connect can only time out. The listener lives in a worker
- * thread that never runs its event loop (it blocks in Atomics.wait), so nothing
- * is ever accepted; the queue (backlog 1) is filled with raw connections first.
- */
-async function blackHole (t: { teardown: (fn: () => unknown) => void }): Promise<number> {
-  const flag = new Int32Array(new SharedArrayBuffer(4))
-  const worker = new Worker(`
-    const { parentPort, workerData } = require('node:worker_threads')
-    const server = require('node:net').createServer()
-    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      parentPort.postMessage(server.address().port)
-      Atomics.wait(workerData, 0, 0, 60000)
-      process.exit(0)
-    })`, { eval: true, workerData: flag })
-  const fillers: Socket[] = []
-  t.teardown(async () => {
-    for (const s of fillers) s.destroy()
-    Atomics.store(flag, 0, 1)
-    Atomics.notify(flag, 0)
-    await once(worker, 'exit')
-  })
-  const [port] = await once(worker, 'message') as [number]
-  // Connect until one connect does not complete: the queue is then full.
-  for (let i = 0; i < 16; i++) {
-    const socket = connect(port, '127.0.0.1')
-    socket.on('error', () => {})
-    fillers.push(socket)
-    const connected = await Promise.race([
-      once(socket, 'connect').then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300))
-    ])
-    if (!connected) return port
-  }
-  throw new Error('could not fill the accept queue of the listening socket')
-}
-
 t.test('http.connection.timeout: a connection that cannot be established fails with UND_ERR_CONNECT_TIMEOUT', async (t) => {
-  const port = await blackHole(t)
+  const { port } = await blackHole(t)
   const timeout = 1000
   const pool = dispatcherOf(t, settingsOf(`http.connection.timeout="${timeout}"`))
   const start = performance.now()
