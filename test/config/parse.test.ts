@@ -7,44 +7,12 @@ import t from 'tap'
 import { loadConfigFile } from '../../lib/config/load.js'
 import { parseConfig } from '../../lib/config/parse.js'
 import { parseProxy } from '../../lib/config/values.js'
-import { EXT_NS, FIXTURES, REPOSE_NS, onePool, parseError, wrap } from '../helpers/config.js'
+import { DEFAULTS, EXT_NS, FIXTURES, REPOSE_NS, onePool, parseError, wrap } from '../helpers/config.js'
 
 const FULL = join(FIXTURES, 'repose-full.cfg.xml')
 
 // SPEC.md "The XML file" and "Extensions": every default, written out here so
 // that a wrong default in the schema fails a test.
-const DEFAULTS = {
-  default: false,
-  'cache.ttl': 500,
-  'http.conn-manager.max-total': 400,
-  'http.conn-manager.max-per-route': 200,
-  'http.socket.timeout': 30000,
-  'http.socket.buffer-size': 8192,
-  'http.connection.timeout': 30000,
-  'http.connection.max-line-length': 8192,
-  'http.connection.max-header-count': 100,
-  'http.tcp.nodelay': true,
-  'http.route.default-proxy': null,
-  'keepalive.timeout': 0,
-  'keystore-filename': null,
-  'keystore-password': null,
-  'key-password': null,
-  'truststore-filename': null,
-  'truststore-password': null,
-  headers: [],
-  'retry.max-attempts': 3,
-  'retry.methods': ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'],
-  'retry.statuses': [408, 429, 500, 502, 503, 504],
-  'retry.base-delay': 100,
-  'retry.max-delay': 10000,
-  'queue.timeout': 0,
-  'request.timeout': 0,
-  'circuit-breaker.threshold': 0,
-  'circuit-breaker.reset': 30000,
-  'connection.max-lifetime': 0,
-  http2: false,
-  'tls.insecure': false
-}
 
 /** Own enumerable properties, headers as plain objects: what a deep comparison should see. */
 function plain (settings: object): Record<string, unknown> {
