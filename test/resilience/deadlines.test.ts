@@ -3,7 +3,7 @@
 // to the loopback fault server, with the stats counters they move.
 import t from 'tap'
 import { blackHole, faultServer } from '../helpers/fault-server.js'
-import { BOUND_MS, bug, config, gateway, pool } from '../helpers/resilience.js'
+import { BOUND_MS, bug, config, gateway, pool, type Tap } from '../helpers/resilience.js'
 import { performance } from 'node:perf_hooks'
 
 const QUEUE = 200
@@ -25,14 +25,19 @@ function gate (): { wait: Promise<void>, open: () => void } {
   return { wait, open }
 }
 
-t.test('x:queue.timeout: a request that waits longer for the only connection gets 503 FST_HTTP_POOLS_QUEUE_TIMEOUT, never retried', async (t) => {
+/** Pool `q`'s only connection, held by a first request until `first.open()`. */
+async function holdOnlyConnection (t: Tap) {
   const gw = await gateway(t, XML)
   const up = await faultServer(t)
   const first = gate()
   up.serve({ status: 200, body: 'first', until: first.wait }, 'ok')
-
   const holding = gw.forward('q', `${up.origin}/slow`)
   await up.arrived(1)
+  return { gw, up, first, holding }
+}
+
+t.test('x:queue.timeout: a request that waits longer for the only connection gets 503 FST_HTTP_POOLS_QUEUE_TIMEOUT, never retried', async (t) => {
+  const { gw, up, first, holding } = await holdOnlyConnection(t)
   t.equal(gw.stats('q').running, 1, 'the first request holds the only connection')
 
   const res = await gw.forward('q', `${up.origin}/queued`)
@@ -65,12 +70,7 @@ t.test('x:queue.timeout: a request that waits longer for the only connection get
 const STALE_KILLS_CONNECTION = 'a request that timed out in the queue stays in undici\'s queue; when the connection frees it is handed that connection, and the Attempt aborts it in onConnect, where undici\'s abort destroys the socket: the healthy keep-alive connection is closed and the next request must open a new one'
 
 t.test('x:queue.timeout: the request given up on does not take the freed connection down with it', async (t) => {
-  const gw = await gateway(t, XML)
-  const up = await faultServer(t)
-  const first = gate()
-  up.serve({ status: 200, body: 'first', until: first.wait }, 'ok')
-  const holding = gw.forward('q', `${up.origin}/slow`)
-  await up.arrived(1)
+  const { gw, up, first, holding } = await holdOnlyConnection(t)
   t.equal((await gw.forward('q', `${up.origin}/queued`)).statusCode, 503)
   first.open()
   t.equal((await holding).statusCode, 200)
