@@ -68,18 +68,22 @@ class Exchange {
   private trial = false
   private deadline: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
-  private readonly origin: string
   private readonly originKey: string
   private readonly replayable: boolean
   private readonly startedAt = Date.now()
 
   constructor (readonly layer: ResilientDispatcher, readonly opts: Dispatcher.DispatchOptions, readonly inner: Handler) {
     this.originKey = String(opts.origin)
-    this.origin = typeof opts.origin === 'string' ? opts.origin.replace(/\/$/, '') : String(opts.origin?.origin)
     this.replayable = isReplayable(opts.body)
   }
 
   private get settings (): PoolSettings { return this.layer.settings }
+
+  /** The breaker's key: scheme, host and port, however the caller wrote the origin (only the breaker needs it). */
+  private get origin (): string {
+    const o = this.opts.origin
+    return typeof o === 'string' ? o.replace(/\/$/, '') : String(o?.origin)
+  }
 
   start (): void {
     // The caller's abort (signal, client gone) reaches every attempt, also between them.
