@@ -1,12 +1,13 @@
 'use strict'
 // npm run bench: nginx as the upstream, each case of bench/cases.js as a
 // Fastify server in its own process, wrk as the load. Alternated rounds, every
-// case once per round in a rotated order; medians and per-round ratios against
-// each case's baseline; PASS/FAIL for the cases with a target. See BENCHMARKS.md.
+// case once per round in a rotated order, on case servers started afresh each
+// round; medians and per-round ratios against each case's baseline; PASS/FAIL
+// for the cases with a target. See BENCHMARKS.md.
 //
 // Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
-// BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of the
-// uncounted first run against each case, default 1), BENCH_CASES
+// BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of each
+// case's uncounted warm-up run, every round, default 3), BENCH_CASES
 // (comma-separated names, default all; a case's baseline is added when missing),
 // BENCH_STRICT (1: exit 1 when a target fails).
 
@@ -290,8 +291,8 @@ function startServer (spec, upstream) {
 
 /**
  * The case server's counters: `stats` (the plugin's `app.pools.stats()`, null
- * without the plugin) and `connects` (upstream connections opened so far).
- * Asked for outside wrk's timed runs only.
+ * without the plugin), `connects` (upstream connections opened so far) and
+ * `cpu` (its process.cpuUsage()). Asked for outside wrk's timed runs only.
  */
 function serverCounters (child) {
   return new Promise((resolve, reject) => {
@@ -299,7 +300,7 @@ function serverCounters (child) {
     child.once('message', (msg) => {
       clearTimeout(timer)
       if (!msg || typeof msg.connects !== 'number') return reject(new BenchError(`case ${child.label}: sent ${JSON.stringify(msg)} instead of its stats`))
-      resolve({ stats: msg.stats, connects: msg.connects })
+      resolve({ stats: msg.stats, connects: msg.connects, cpu: msg.cpu })
     })
     child.send('stats')
   })
@@ -314,6 +315,12 @@ function upstreamDelta (before, after, pool) {
   const a = after.stats?.[pool]
   if (a && b) for (const key of POOL_COUNTERS) delta[key] = (a[key] ?? 0) - (b[key] ?? 0)
   return delta
+}
+
+/** CPU time (user + system, all threads) the case server spent per request (wrk's total) between two readings, in µs. */
+function cpuPerRequest (before, after, requests) {
+  const us = (after.cpu.user - before.cpu.user) + (after.cpu.system - before.cpu.system)
+  return round2(us / Math.max(1, requests))
 }
 
 /** One plain GET before any load: the case must answer the upstream's body. */
@@ -339,6 +346,54 @@ function checkAlive (spec, targets, result) {
     }
   }
   return result
+}
+
+/**
+ * Starts every case server of round `round` afresh: each must answer GET /
+ * with the upstream's body, then gets an uncounted warm-up run, after which a
+ * plugin case must show its requests on the expected pool. Fresh processes
+ * each round because two processes of the same case, warmed alike, differ by
+ * 10 to 20 % in CPU per request (JIT and heap layout luck): a server kept for
+ * the whole run would carry its luck into every round's ratio, and the median
+ * over rounds could not cancel it.
+ */
+async function startCases (specs, upstream, tools, settings, round) {
+  const targets = {}
+  for (const spec of specs) {
+    targets[spec.name] = spec.setup ? await startServer(spec, upstream.url) : upstream
+  }
+  const warmText = []
+  for (const spec of specs) {
+    const { url } = targets[spec.name]
+    const res = await probe(url)
+    if (res.status !== 200 || res.body !== BODY) {
+      throw new BenchError(`case ${spec.name}: GET ${url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
+    }
+    const warm = checkAlive(spec, targets, await wrk(tools.wrk, url, settings.warmupSeconds, settings.connections))
+    if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
+    if (spec.pool) checkPool(spec, (await serverCounters(targets[spec.name].child)).stats)
+    warmText.push(`${spec.name} ${Math.round(warm.rps)}`)
+  }
+  console.log(`round ${round} warm-up (req/s): ${warmText.join(', ')}`)
+  return targets
+}
+
+/** After warm-up, the case's pool (and no other) must have carried the requests, and a caching case must show sharing. */
+function checkPool (spec, stats) {
+  const carried = stats?.[spec.pool]?.requests ?? 0
+  const others = Object.entries(stats || {}).filter(([id]) => id !== spec.pool).reduce((n, [, s]) => n + s.requests, 0)
+  if (carried === 0 || others > 0) {
+    throw new BenchError(`case ${spec.name}: expected pool "${spec.pool}" to carry the requests; pool stats: ${JSON.stringify(stats)}`)
+  }
+  const shared = stats[spec.pool].cacheHits + stats[spec.pool].cacheCoalesced
+  if (spec.cached && !(shared > 0)) {
+    throw new BenchError(`case ${spec.name}: expected cache hits or coalesced requests on pool "${spec.pool}" after warm-up; pool stats: ${JSON.stringify(stats[spec.pool])}`)
+  }
+}
+
+/** Stops the case servers of a round (nginx stays up for the whole run). */
+async function stopCases (specs, targets) {
+  await Promise.all(specs.filter((spec) => spec.setup).map((spec) => stopChild(targets[spec.name].child)))
 }
 
 // ---------------------------------------------------------------- wrk
@@ -405,6 +460,7 @@ function summarize (specs, rounds) {
       rps: { median: Math.round(median(rps)), min: Math.round(Math.min(...rps)), max: Math.round(Math.max(...rps)) },
       p99Ms: { median: round3(median(runs.map((x) => x.p99))), min: round3(Math.min(...runs.map((x) => x.p99))), max: round3(Math.max(...runs.map((x) => x.p99))) }
     }
+    if (spec.setup) entry.cpuUsPerRequest = round2(median(runs.map((x) => x.cpuUs)))
     if (spec.baseline && specs.some((s) => s.name === spec.baseline)) {
       // Ratios are taken round by round (both cases ran minutes apart at most), then the median.
       const ratios = rpsRatios(rounds, spec)
@@ -413,8 +469,11 @@ function summarize (specs, rounds) {
         rpsRatio: round3(median(ratios)),
         rpsRatioMin: round3(Math.min(...ratios)),
         rpsRatioMax: round3(Math.max(...ratios)),
-        p99Ratio: round3(median(rounds.map((r) => r[spec.name].p99 / r[spec.baseline].p99)))
+        p99Ratio: round3(median(p99Ratios(rounds, spec)))
       }
+      // CPU per request of the case server: less disturbed by the load generator and nginx on the other core than req/s.
+      const base = specs.find((s) => s.name === spec.baseline)
+      if (spec.setup && base.setup) entry.vs.cpuRatio = round3(median(rounds.map((r) => r[spec.name].cpuUs / r[spec.baseline].cpuUs)))
     }
     if (runs[0].upstream) {
       // Totals over the counted runs.
@@ -431,18 +490,21 @@ function summarize (specs, rounds) {
 }
 
 const rpsRatios = (rounds, spec) => rounds.map((r) => r[spec.name].rps / r[spec.baseline].rps)
+const p99Ratios = (rounds, spec) => rounds.map((r) => r[spec.name].p99 / r[spec.baseline].p99)
 
 function table (summary) {
-  const head = ['case', 'req/s median', 'req/s min-max', 'p99 ms median', 'baseline', 'req/s ratio', 'ratio min-max', 'p99 ratio']
+  const head = ['case', 'req/s median', 'req/s min-max', 'p99 ms median', 'CPU µs/req', 'baseline', 'req/s ratio', 'ratio min-max', 'p99 ratio', 'CPU ratio']
   const rows = Object.entries(summary).map(([name, s]) => [
     name,
     String(s.rps.median),
     `${s.rps.min}-${s.rps.max}`,
     s.p99Ms.median.toFixed(2),
+    s.cpuUsPerRequest === undefined ? '-' : s.cpuUsPerRequest.toFixed(1),
     s.vs ? s.vs.baseline : '-',
     s.vs ? s.vs.rpsRatio.toFixed(3) : '-',
     s.vs ? `${s.vs.rpsRatioMin.toFixed(3)}-${s.vs.rpsRatioMax.toFixed(3)}` : '-',
-    s.vs ? s.vs.p99Ratio.toFixed(3) : '-'
+    s.vs ? s.vs.p99Ratio.toFixed(3) : '-',
+    s.vs?.cpuRatio === undefined ? '-' : s.vs.cpuRatio.toFixed(3)
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
@@ -477,6 +539,10 @@ function checkTargets (specs, rounds, settings) {
       const s = spread(rpsRatios(rounds, spec), 3)
       out.push({ ...base, metric: `req/s ${spec.name} / ${spec.baseline}`, target: `>= ${t.minRpsRatio}`, ...s, result: result(s.median >= t.minRpsRatio), note })
     }
+    if (t.maxP99Ratio !== undefined) {
+      const s = spread(p99Ratios(rounds, spec), 3)
+      out.push({ ...base, metric: `p99 ${spec.name} / ${spec.baseline}`, target: `<= ${t.maxP99Ratio}`, ...s, result: result(s.median <= t.maxP99Ratio), note })
+    }
     if (t.maxUpstreamRatio !== undefined) {
       const s = spread(rounds.map((r) => upstreamRatio(r[spec.name])), 5)
       out.push({ ...base, metric: `upstream requests / client requests of ${spec.name}`, target: `<= ${round3(t.maxUpstreamRatio)} (1/${Math.round(1 / t.maxUpstreamRatio)})`, ...s, result: result(s.median <= t.maxUpstreamRatio), note })
@@ -509,7 +575,7 @@ async function main () {
   const duration = positiveInt('BENCH_DURATION', 5)
   const roundCount = positiveInt('BENCH_ROUNDS', 5)
   const connections = positiveInt('BENCH_CONNECTIONS', 64)
-  const warmup = positiveInt('BENCH_WARMUP', 1)
+  const warmup = positiveInt('BENCH_WARMUP', 3)
   const strict = process.env.BENCH_STRICT === '1'
   const specs = selectCases()
   const tools = requireTools()
@@ -523,34 +589,6 @@ async function main () {
   const upstream = await startNginx(tools.nginx, connections)
   console.log(`upstream: nginx on ${upstream.url}`)
 
-  const targets = {}
-  for (const spec of specs) {
-    targets[spec.name] = spec.setup ? await startServer(spec, upstream.url) : upstream
-  }
-
-  for (const spec of specs) {
-    const { url } = targets[spec.name]
-    const res = await probe(url)
-    if (res.status !== 200 || res.body !== BODY) {
-      throw new BenchError(`case ${spec.name}: GET ${url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
-    }
-    const warm = checkAlive(spec, targets, await wrk(tools.wrk, url, warmup, connections))
-    if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
-    if (spec.pool) {
-      const { stats } = await serverCounters(targets[spec.name].child)
-      const carried = stats?.[spec.pool]?.requests ?? 0
-      const others = Object.entries(stats || {}).filter(([id]) => id !== spec.pool).reduce((n, [, s]) => n + s.requests, 0)
-      if (carried === 0 || others > 0) {
-        throw new BenchError(`case ${spec.name}: expected pool "${spec.pool}" to carry the requests; pool stats: ${JSON.stringify(stats)}`)
-      }
-      const shared = stats[spec.pool].cacheHits + stats[spec.pool].cacheCoalesced
-      if (spec.cached && !(shared > 0)) {
-        throw new BenchError(`case ${spec.name}: expected cache hits or coalesced requests on pool "${spec.pool}" after warm-up; pool stats: ${JSON.stringify(stats[spec.pool])}`)
-      }
-    }
-    console.log(`warm-up ${spec.name.padEnd(16)} ${Math.round(warm.rps)} req/s`)
-  }
-
   const rounds = []
   const n = specs.length
   for (let r = 0; r < roundCount; r++) {
@@ -560,6 +598,7 @@ async function main () {
     // first in every other round, so an order effect cancels out of their ratio.
     const step = r % 2 === 0 ? 1 : -1
     const order = specs.map((_, i) => specs[(((r + step * i) % n) + n) % n])
+    const targets = await startCases(specs, upstream, tools, settings, r + 1)
     const round = {}
     for (const spec of order) {
       // Counters are read just before and just after wrk's timed run, never during it.
@@ -568,10 +607,15 @@ async function main () {
       const res = checkAlive(spec, targets, await wrk(tools.wrk, targets[spec.name].url, duration, connections))
       if (res.non2xx > 0) throw new BenchError(`case ${spec.name}: ${res.non2xx} non-2xx responses in round ${r + 1}: not a forwarding measurement`)
       const run = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
-      if (server) run.upstream = upstreamDelta(before, await serverCounters(server), spec.pool ?? 'default')
+      if (server) {
+        const after = await serverCounters(server)
+        run.cpuUs = cpuPerRequest(before, after, res.requests)
+        run.upstream = upstreamDelta(before, after, spec.pool ?? 'default')
+      }
       const errs = res.socketErrors
       const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
-      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${upstreamText(spec, run)}${errText}`)
+      const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req`
+      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}${upstreamText(spec, run)}${errText}`)
       if (spec.lifetime) {
         // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
         const expected = Math.max(1, Math.floor(duration * 1000 / (2 * spec.lifetime)))
@@ -582,6 +626,7 @@ async function main () {
       round[spec.name] = run
     }
     rounds.push({ order: order.map((s) => s.name), ...round })
+    await stopCases(specs, targets)
   }
 
   const summary = summarize(specs, rounds)

@@ -1,10 +1,10 @@
 'use strict'
 // One benchmark case as a Fastify server: node bench/server.js CASE PORT UPSTREAM
 // (PORT 0: any free port). Started by bench/run.js over an IPC channel, it
-// reports { ready: port }, answers 'stats' with { stats, connects } (the
-// plugin's pool stats, null for a case without the plugin, and the upstream
-// connections opened so far), and exits when the parent goes away; run by
-// hand, it prints its address.
+// reports { ready: port }, answers 'stats' with { stats, connects, cpu } (the
+// plugin's pool stats, null for a case without the plugin, the upstream
+// connections opened so far, and process.cpuUsage()), and exits when the
+// parent goes away; run by hand, it prints its address.
 const diagnostics = require('node:diagnostics_channel')
 const Fastify = require('fastify')
 const { cases } = require('./cases.js')
@@ -35,7 +35,7 @@ async function main () {
   process.once('SIGINT', stop)
   if (process.send) {
     process.on('message', (msg) => {
-      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null, connects })
+      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null, connects, cpu: process.cpuUsage() })
     })
     process.once('disconnect', stop)
     process.send({ ready: actual })
