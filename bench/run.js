@@ -9,7 +9,8 @@
 // BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of each
 // case's uncounted warm-up run, every round, default 3), BENCH_CASES
 // (comma-separated names, default all; a case's baseline is added when missing),
-// BENCH_STRICT (1: exit 1 when a target fails).
+// BENCH_STRICT (1: exit 1 when a target fails), BENCH_NODE_ARGS (Node/V8
+// flags for every case server alike, e.g. "--max-semi-space-size=16").
 
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -264,8 +265,15 @@ function pinned (cpu, bin, args) {
   return TASKSET ? [TASKSET, ['-c', cpu, bin, ...args]] : [bin, args]
 }
 
-function startServer (spec, upstream) {
-  const child = track(spawn(...pinned(SERVER_CPU, process.execPath, [SERVER, spec.name, '0', upstream]), {
+function nodeArgs () {
+  const args = (process.env.BENCH_NODE_ARGS || '').split(/\s+/).filter(Boolean)
+  const bad = args.find((a) => !a.startsWith('--'))
+  if (bad !== undefined) throw new BenchError(`BENCH_NODE_ARGS: "${bad}" is not a --flag`)
+  return args
+}
+
+function startServer (spec, upstream, flags) {
+  const child = track(spawn(...pinned(SERVER_CPU, process.execPath, [...flags, SERVER, spec.name, '0', upstream]), {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']
   }), spec.name)
@@ -349,33 +357,26 @@ function checkAlive (spec, targets, result) {
 }
 
 /**
- * Starts every case server of round `round` afresh: each must answer GET /
- * with the upstream's body, then gets an uncounted warm-up run, after which a
- * plugin case must show its requests on the expected pool. Fresh processes
- * each round because two processes of the same case, warmed alike, differ by
- * 10 to 20 % in CPU per request (JIT and heap layout luck): a server kept for
- * the whole run would carry its luck into every round's ratio, and the median
- * over rounds could not cancel it.
+ * Starts the server of one case afresh (nginx itself for `direct`): it must
+ * answer GET / with the upstream's body, then gets an uncounted warm-up run,
+ * after which a plugin case must show its requests on the expected pool.
+ * A fresh process per run, because two processes of the same case, warmed
+ * alike, differ by 10 to 20 % in CPU per request (JIT and heap luck): a server
+ * kept for the whole run would carry its luck into every round's ratio. The
+ * warm-up comes right before the counted run, with no other case in between,
+ * so the counted run starts on the heap and code the warm-up left.
  */
-async function startCases (specs, upstream, tools, settings, round) {
-  const targets = {}
-  for (const spec of specs) {
-    targets[spec.name] = spec.setup ? await startServer(spec, upstream.url) : upstream
+async function startCase (spec, upstream, tools, settings) {
+  const target = spec.setup ? await startServer(spec, upstream.url, settings.nodeArgs) : upstream
+  const targets = { [spec.name]: target, nginx: upstream }
+  const res = await probe(target.url)
+  if (res.status !== 200 || res.body !== BODY) {
+    throw new BenchError(`case ${spec.name}: GET ${target.url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
   }
-  const warmText = []
-  for (const spec of specs) {
-    const { url } = targets[spec.name]
-    const res = await probe(url)
-    if (res.status !== 200 || res.body !== BODY) {
-      throw new BenchError(`case ${spec.name}: GET ${url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
-    }
-    const warm = checkAlive(spec, targets, await wrk(tools.wrk, url, settings.warmupSeconds, settings.connections))
-    if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
-    if (spec.pool) checkPool(spec, (await serverCounters(targets[spec.name].child)).stats)
-    warmText.push(`${spec.name} ${Math.round(warm.rps)}`)
-  }
-  console.log(`round ${round} warm-up (req/s): ${warmText.join(', ')}`)
-  return targets
+  const warm = checkAlive(spec, targets, await wrk(tools.wrk, target.url, settings.warmupSeconds, settings.connections))
+  if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
+  if (spec.pool) checkPool(spec, (await serverCounters(target.child)).stats)
+  return { targets, warmRps: warm.rps }
 }
 
 /** After warm-up, the case's pool (and no other) must have carried the requests, and a caching case must show sharing. */
@@ -389,11 +390,6 @@ function checkPool (spec, stats) {
   if (spec.cached && !(shared > 0)) {
     throw new BenchError(`case ${spec.name}: expected cache hits or coalesced requests on pool "${spec.pool}" after warm-up; pool stats: ${JSON.stringify(stats[spec.pool])}`)
   }
-}
-
-/** Stops the case servers of a round (nginx stays up for the whole run). */
-async function stopCases (specs, targets) {
-  await Promise.all(specs.filter((spec) => spec.setup).map((spec) => stopChild(targets[spec.name].child)))
 }
 
 // ---------------------------------------------------------------- wrk
@@ -580,10 +576,11 @@ async function main () {
   const specs = selectCases()
   const tools = requireTools()
   const info = machine(tools)
-  const settings = { duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup }
+  const settings = { duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup, nodeArgs: nodeArgs() }
 
   console.log(`machine: ${info.nproc} CPUs, ${info.cpu}; node ${info.node}; ${info.nginx}; ${info.wrk}; load ${info.loadavg.join(' ')}`)
   console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
+  if (settings.nodeArgs.length > 0) console.log(`case servers run with: node ${settings.nodeArgs.join(' ')}`)
 
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-bench-'))
   const upstream = await startNginx(tools.nginx, connections)
@@ -598,9 +595,9 @@ async function main () {
     // first in every other round, so an order effect cancels out of their ratio.
     const step = r % 2 === 0 ? 1 : -1
     const order = specs.map((_, i) => specs[(((r + step * i) % n) + n) % n])
-    const targets = await startCases(specs, upstream, tools, settings, r + 1)
     const round = {}
     for (const spec of order) {
+      const { targets, warmRps } = await startCase(spec, upstream, tools, settings)
       // Counters are read just before and just after wrk's timed run, never during it.
       const server = spec.setup ? targets[spec.name].child : undefined
       const before = server && await serverCounters(server)
@@ -615,7 +612,7 @@ async function main () {
       const errs = res.socketErrors
       const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
       const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req`
-      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}${upstreamText(spec, run)}${errText}`)
+      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}  (warm-up ${Math.round(warmRps)} req/s)${upstreamText(spec, run)}${errText}`)
       if (spec.lifetime) {
         // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
         const expected = Math.max(1, Math.floor(duration * 1000 / (2 * spec.lifetime)))
@@ -624,9 +621,9 @@ async function main () {
         }
       }
       round[spec.name] = run
+      if (server) await stopChild(server)
     }
     rounds.push({ order: order.map((s) => s.name), ...round })
-    await stopCases(specs, targets)
   }
 
   const summary = summarize(specs, rounds)
