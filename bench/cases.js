@@ -68,6 +68,12 @@ function pluginCase ({ xml = POOLS_XML, routeOptions = {} } = {}) {
   }
 }
 
+/** Bare @fastify/reply-from with the undici options of a default pool: the baseline of the plugin cases. */
+async function bareReplyFrom (app, upstream) {
+  await app.register(require('@fastify/reply-from'), { base: upstream, undici: DEFAULT_POOL_UNDICI })
+  app.get('/*', forward)
+}
+
 const ROTATION_MS = 1000
 const ISSUE_3 = { issue: 3, minRpsRatio: 0.95, maxP99Ratio: 1.1 }
 
@@ -80,10 +86,7 @@ const cases = [
     name: 'reply-from',
     what: 'bare @fastify/reply-from, base = upstream, the undici options of a default pool',
     baseline: 'direct',
-    setup: async (app, upstream) => {
-      await app.register(require('@fastify/reply-from'), { base: upstream, undici: DEFAULT_POOL_UNDICI })
-      app.get('/*', forward)
-    }
+    setup: bareReplyFrom
   },
   {
     // Issue 5: one hot URL, every request with the same cache key.
@@ -139,6 +142,14 @@ const cases = [
     pool: 'default',
     target: { issue: 6, minRpsRatio: 0.97 },
     setup: pluginCase({ xml: poolsXml('x:circuit-breaker.threshold="5" x:queue.timeout="30000" x:request.timeout="30000"') })
+  },
+  {
+    // The same server as reply-from in a process of its own: its ratio to
+    // reply-from is the noise floor of the run, for reading the targets above.
+    name: 'reply-from-again',
+    what: 'reply-from again (A/A): the ratio any two identical cases show in this run',
+    baseline: 'reply-from',
+    setup: bareReplyFrom
   }
 ]
 
