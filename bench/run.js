@@ -1,13 +1,13 @@
 'use strict'
 // npm run bench: nginx as the upstream, each case of bench/cases.js as a
 // Fastify server in its own process, wrk as the load. Alternated rounds, every
-// case once per round in a rotated order, on case servers started afresh each
-// round; medians and per-round ratios against each case's baseline; PASS/FAIL
-// for the cases with a target. See BENCHMARKS.md.
+// case once per round in a rotated order, each counted run on a server started
+// and warmed just for it; medians and per-round ratios against each case's
+// baseline; PASS/FAIL for the cases with a target. See BENCHMARKS.md.
 //
 // Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
-// BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of each
-// case's uncounted warm-up run, every round, default 3), BENCH_CASES
+// BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of the
+// uncounted warm-up run before every counted run, default 3), BENCH_CASES
 // (comma-separated names, default all; a case's baseline is added when missing),
 // BENCH_STRICT (1: exit 1 when a target fails), BENCH_NODE_ARGS (Node/V8
 // flags for every case server alike, e.g. "--max-semi-space-size=16").
