@@ -41,15 +41,36 @@ function distance (a: string, b: string): number {
   return row[b.length]!
 }
 
+// The names a misspelt attribute is compared with, for the "did you mean" hint.
+const KNOWN_REPOSE = ['id', ...BY_NAME.keys()]
+const KNOWN_EXTENSION = [...BY_EXTENSION.keys()]
+const MAX_HINT_EDITS = 3
+
+/** The first known name within MAX_HINT_EDITS edits of `name`, the closest one. */
+function closest (name: string, known: string[]): string | undefined {
+  let best: string | undefined
+  let bestEdits = MAX_HINT_EDITS + 1
+  for (const k of known) {
+    // It takes at least as many edits as the lengths differ: most names are ruled
+    // out without the table, so a file of unknown attributes stays linear and fast.
+    if (Math.abs(k.length - name.length) >= bestEdits) continue
+    const edits = distance(name, k)
+    if (edits < bestEdits) {
+      best = k
+      bestEdits = edits
+    }
+  }
+  return best
+}
+
 function unknownAttribute (a: XmlAttribute): string {
   let hint = ''
   if (a.ns === '' && BY_EXTENSION.has(a.local)) hint = `; extensions live in namespace ${EXTENSION_NS} (x:${a.local})`
   else if (a.ns !== EXTENSION_NS && a.ns !== '' && BY_EXTENSION.has(a.local)) hint = `; did you mean namespace ${EXTENSION_NS}?`
   else if (a.ns !== '' && BY_NAME.has(a.local)) hint = `; Repose attributes take no namespace prefix (${a.local})`
   else {
-    const known = a.ns === EXTENSION_NS ? [...BY_EXTENSION.keys()] : ['id', ...BY_NAME.keys()]
-    const best = known.map((k) => [k, distance(a.local, k)] as const).sort((x, y) => x[1] - y[1])[0]
-    if (best && best[1] <= 3) hint = `; did you mean ${a.ns === EXTENSION_NS ? 'x:' : ''}${best[0]}?`
+    const best = closest(a.local, a.ns === EXTENSION_NS ? KNOWN_EXTENSION : KNOWN_REPOSE)
+    if (best !== undefined) hint = `; did you mean ${a.ns === EXTENSION_NS ? 'x:' : ''}${best}?`
   }
   return `unknown attribute ${name(a)}${hint}`
 }
