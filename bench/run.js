@@ -1,8 +1,9 @@
 'use strict'
 // npm run bench: nginx as the upstream, each case of bench/cases.js as a
 // Fastify server in its own process, wrk as the load. Alternated rounds, every
-// case once per round in a rotated order, each counted run on a server started
-// and warmed just for it; medians and per-round ratios against each case's
+// case once per round in a rotated order (BENCH_MODE=concurrent: all cases of a
+// round at the same time), each counted run on a server started and warmed
+// just for it; medians and per-round ratios against each case's
 // baseline; PASS/FAIL for the cases with a target. See BENCHMARKS.md.
 //
 // Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
@@ -10,7 +11,8 @@
 // uncounted warm-up run before every counted run, default 3), BENCH_CASES
 // (comma-separated names, default all; a case's baseline is added when missing),
 // BENCH_STRICT (1: exit 1 when a target fails), BENCH_NODE_ARGS (Node/V8
-// flags for every case server alike, e.g. "--max-semi-space-size=16").
+// flags for every case server alike, e.g. "--max-semi-space-size=16"),
+// BENCH_MODE (sequential, the default, or concurrent).
 
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -37,21 +39,33 @@ function positiveInt (name, fallback) {
   return n
 }
 
-function selectCases () {
+function benchMode () {
+  const raw = process.env.BENCH_MODE
+  if (raw === undefined || raw === '') return 'sequential'
+  if (raw !== 'sequential' && raw !== 'concurrent') throw new BenchError(`BENCH_MODE="${raw}" is neither sequential nor concurrent`)
+  return raw
+}
+
+// `direct` is nginx itself: in concurrent mode it would be measured while
+// serving the other cases, so that mode leaves it out (and reply-from's ratio to it).
+const runsIn = (mode) => (c) => mode === 'sequential' || c.setup !== undefined
+
+function selectCases (mode) {
   const raw = process.env.BENCH_CASES
-  if (raw === undefined || raw.trim() === '') return ALL_CASES
+  if (raw === undefined || raw.trim() === '') return ALL_CASES.filter(runsIn(mode))
   const named = new Set(raw.split(',').map((s) => s.trim()).filter(Boolean))
   for (const name of named) {
     if (!ALL_CASES.some((c) => c.name === name)) {
       throw new BenchError(`BENCH_CASES: no case "${name}" (cases: ${ALL_CASES.map((c) => c.name).join(', ')})`)
     }
+    if (!runsIn(mode)(ALL_CASES.find((c) => c.name === name))) throw new BenchError(`BENCH_CASES: case "${name}" does not run in ${mode} mode`)
   }
   // A named case's ratios need its baseline in the same rounds. Only one level:
   // the baseline's own baseline is not added unless named too (its ratio is then
   // left out), so a group runs as a pair and the pair's runs stay close together.
   const wanted = new Set(named)
   for (const c of ALL_CASES) if (named.has(c.name) && c.baseline) wanted.add(c.baseline)
-  return ALL_CASES.filter((c) => wanted.has(c.name))
+  return ALL_CASES.filter((c) => wanted.has(c.name) && runsIn(mode)(c))
 }
 
 // ---------------------------------------------------------------- tools and machine
@@ -346,37 +360,105 @@ function probe (url) {
 }
 
 /** A server (or nginx) that died during a run is an error of the run, not a low number. */
-function checkAlive (spec, targets, result) {
+function checkAlive (spec, targets) {
   for (const [name, t] of Object.entries(targets)) {
     if (!alive(t.child) && !shuttingDown) {
       const who = t.stderr ? `server of case ${name}` : 'nginx'
       throw new BenchError(`the ${who} exited during the ${spec.name} run (${t.child.signalCode || `code ${t.child.exitCode}`})\n${t.stderr ? t.stderr.text.trim() : ''}`)
     }
   }
-  return result
 }
 
 /**
  * Starts the server of one case afresh (nginx itself for `direct`): it must
- * answer GET / with the upstream's body, then gets an uncounted warm-up run,
- * after which a plugin case must show its requests on the expected pool.
- * A fresh process per run, because two processes of the same case, warmed
- * alike, differ by 10 to 20 % in CPU per request (JIT and heap luck): a server
- * kept for the whole run would carry its luck into every round's ratio. The
- * warm-up comes right before the counted run, with no other case in between,
- * so the counted run starts on the heap and code the warm-up left.
+ * answer GET / with the upstream's body. A fresh process per counted run,
+ * because two processes of the same case, warmed alike, differ by 10 to 20 %
+ * in CPU per request (JIT and heap luck): a server kept for the whole run
+ * would carry its luck into every round's ratio.
  */
-async function startCase (spec, upstream, tools, settings) {
+async function startCase (spec, upstream, settings) {
   const target = spec.setup ? await startServer(spec, upstream.url, settings.nodeArgs) : upstream
-  const targets = { [spec.name]: target, nginx: upstream }
+  const started = { spec, target, targets: { [spec.name]: target, nginx: upstream }, server: spec.setup ? target.child : undefined }
   const res = await probe(target.url)
   if (res.status !== 200 || res.body !== BODY) {
     throw new BenchError(`case ${spec.name}: GET ${target.url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
   }
-  const warm = checkAlive(spec, targets, await wrk(tools.wrk, target.url, settings.warmupSeconds, settings.connections))
-  if (warm.non2xx > 0) throw new BenchError(`case ${spec.name}: ${warm.non2xx} non-2xx responses during warm-up`)
-  if (spec.pool) checkPool(spec, (await serverCounters(target.child)).stats)
-  return { targets, warmRps: warm.rps }
+  return started
+}
+
+/**
+ * The uncounted warm-up run of started cases, all at once; after it a plugin
+ * case must show its requests on the expected pool. It comes right before the
+ * counted run, with no other case in between, so the counted run starts on
+ * the heap and code the warm-up left.
+ */
+async function warmUp (list, tools, settings) {
+  const warm = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.warmupSeconds, settings.connections)))
+  for (const [i, c] of list.entries()) {
+    checkAlive(c.spec, c.targets)
+    if (warm[i].non2xx > 0) throw new BenchError(`case ${c.spec.name}: ${warm[i].non2xx} non-2xx responses during warm-up`)
+    if (c.spec.pool) checkPool(c.spec, (await serverCounters(c.server)).stats)
+    c.warmRps = warm[i].rps
+  }
+}
+
+/**
+ * The counted run of started cases, all at once: the servers' counters are
+ * read just before the first wrk starts and just after the last one ends,
+ * never during the timed runs.
+ */
+async function countedRuns (list, tools, settings, r) {
+  const counters = () => Promise.all(list.map((c) => c.server && serverCounters(c.server)))
+  const before = await counters()
+  const results = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.duration, settings.connections)))
+  const after = await counters()
+  return list.map((c, i) => countedRun(c, results[i], before[i], after[i], settings, r))
+}
+
+/** One case's counted run: checked, logged, and kept as the round's value. */
+function countedRun ({ spec, targets, warmRps }, res, before, after, settings, r) {
+  checkAlive(spec, targets)
+  if (res.non2xx > 0) throw new BenchError(`case ${spec.name}: ${res.non2xx} non-2xx responses in round ${r + 1}: not a forwarding measurement`)
+  const run = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
+  if (before) {
+    run.cpuUs = cpuPerRequest(before, after, res.requests)
+    run.upstream = upstreamDelta(before, after, spec.pool ?? 'default')
+  }
+  const errs = res.socketErrors
+  const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
+  const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req`
+  console.log(`round ${r + 1}/${settings.rounds}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}  (warm-up ${Math.round(warmRps)} req/s)${upstreamText(spec, run)}${errText}`)
+  if (spec.lifetime) {
+    // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
+    const expected = Math.max(1, Math.floor(settings.duration * 1000 / (2 * spec.lifetime)))
+    if (run.upstream.connects < expected) {
+      throw new BenchError(`case ${spec.name}: ${run.upstream.connects} upstream connection(s) opened in a ${settings.duration} s run with a ${spec.lifetime} ms lifetime (at least ${expected} expected): connections are not being rotated`)
+    }
+  }
+  return run
+}
+
+/**
+ * One round: in `sequential` mode each case alone in turn (start, warm up,
+ * count, stop); in `concurrent` mode every case's server started in turn, then
+ * all warmed up and counted at the same time, each under its own wrk, so
+ * whatever the machine does during the round it does to every case.
+ */
+async function runRound (order, upstream, tools, settings, r) {
+  const groups = settings.mode === 'concurrent' ? [order] : order.map((spec) => [spec])
+  const round = {}
+  for (const group of groups) {
+    const list = []
+    try {
+      for (const spec of group) list.push(await startCase(spec, upstream, settings))
+      await warmUp(list, tools, settings)
+      const runs = await countedRuns(list, tools, settings, r)
+      for (const [i, c] of list.entries()) round[c.spec.name] = runs[i]
+    } finally {
+      await Promise.all(list.map((c) => c.server && stopChild(c.server)))
+    }
+  }
+  return round
 }
 
 /** After warm-up, the case's pool (and no other) must have carried the requests, and a caching case must show sharing. */
@@ -573,17 +655,18 @@ async function main () {
   const connections = positiveInt('BENCH_CONNECTIONS', 64)
   const warmup = positiveInt('BENCH_WARMUP', 3)
   const strict = process.env.BENCH_STRICT === '1'
-  const specs = selectCases()
+  const mode = benchMode()
+  const specs = selectCases(mode)
   const tools = requireTools()
   const info = machine(tools)
-  const settings = { duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup, nodeArgs: nodeArgs() }
+  const settings = { mode, duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup, nodeArgs: nodeArgs() }
 
   console.log(`machine: ${info.nproc} CPUs, ${info.cpu}; node ${info.node}; ${info.nginx}; ${info.wrk}; load ${info.loadavg.join(' ')}`)
-  console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
+  console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency per case, ${mode}, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
   if (settings.nodeArgs.length > 0) console.log(`case servers run with: node ${settings.nodeArgs.join(' ')}`)
 
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-bench-'))
-  const upstream = await startNginx(tools.nginx, connections)
+  const upstream = await startNginx(tools.nginx, mode === 'concurrent' ? connections * specs.length : connections)
   console.log(`upstream: nginx on ${upstream.url}`)
 
   const rounds = []
@@ -595,34 +678,7 @@ async function main () {
     // first in every other round, so an order effect cancels out of their ratio.
     const step = r % 2 === 0 ? 1 : -1
     const order = specs.map((_, i) => specs[(((r + step * i) % n) + n) % n])
-    const round = {}
-    for (const spec of order) {
-      const { targets, warmRps } = await startCase(spec, upstream, tools, settings)
-      // Counters are read just before and just after wrk's timed run, never during it.
-      const server = spec.setup ? targets[spec.name].child : undefined
-      const before = server && await serverCounters(server)
-      const res = checkAlive(spec, targets, await wrk(tools.wrk, targets[spec.name].url, duration, connections))
-      if (res.non2xx > 0) throw new BenchError(`case ${spec.name}: ${res.non2xx} non-2xx responses in round ${r + 1}: not a forwarding measurement`)
-      const run = { rps: round2(res.rps), p99: round3(res.p99), requests: res.requests, socketErrors: res.socketErrors }
-      if (server) {
-        const after = await serverCounters(server)
-        run.cpuUs = cpuPerRequest(before, after, res.requests)
-        run.upstream = upstreamDelta(before, after, spec.pool ?? 'default')
-      }
-      const errs = res.socketErrors
-      const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
-      const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req`
-      console.log(`round ${r + 1}/${roundCount}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}  (warm-up ${Math.round(warmRps)} req/s)${upstreamText(spec, run)}${errText}`)
-      if (spec.lifetime) {
-        // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
-        const expected = Math.max(1, Math.floor(duration * 1000 / (2 * spec.lifetime)))
-        if (run.upstream.connects < expected) {
-          throw new BenchError(`case ${spec.name}: ${run.upstream.connects} upstream connection(s) opened in a ${duration} s run with a ${spec.lifetime} ms lifetime (at least ${expected} expected): connections are not being rotated`)
-        }
-      }
-      round[spec.name] = run
-      if (server) await stopChild(server)
-    }
+    const round = await runRound(order, upstream, tools, settings, r)
     rounds.push({ order: order.map((s) => s.name), ...round })
   }
 
