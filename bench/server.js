@@ -1,11 +1,13 @@
 'use strict'
 // One benchmark case as a Fastify server: node bench/server.js CASE PORT UPSTREAM
 // (PORT 0: any free port). Started by bench/run.js over an IPC channel, it
-// reports { ready: port }, answers 'stats' with { stats, connects, cpu } (the
-// plugin's pool stats, null for a case without the plugin, the upstream
-// connections opened so far, and process.cpuUsage()), and exits when the
+// reports { ready: port }, answers 'stats' with { stats, connects, cpu, p99Ms }
+// (the plugin's pool stats, null for a case without the plugin, the upstream
+// connections opened so far, process.cpuUsage(), and the 99th percentile of
+// the server's own latency since the previous 'stats'), and exits when the
 // parent goes away; run by hand, it prints its address.
 const diagnostics = require('node:diagnostics_channel')
+const { createHistogram } = require('node:perf_hooks')
 const Fastify = require('fastify')
 const { cases } = require('./cases.js')
 
@@ -23,6 +25,14 @@ async function main () {
     throw new Error(`usage: node bench/server.js CASE PORT UPSTREAM (CASE: ${names}; PORT 0 for any free port)`)
   }
   const app = Fastify({ logger: false })
+  // The gateway's own latency, from the request reaching the server to its
+  // response handed to the socket: wrk's latency minus the kernel's, wrk's
+  // and the scheduler's share. The same few calls per request in every case.
+  let latency = createHistogram()
+  app.server.prependListener('request', (req, res) => {
+    const start = process.hrtime.bigint()
+    res.once('finish', () => latency.record(Number(process.hrtime.bigint() - start)))
+  })
   await spec.setup(app, new URL(upstream).origin)
   await app.listen({ port, host: '127.0.0.1' })
   const actual = app.server.address().port
@@ -35,7 +45,11 @@ async function main () {
   process.once('SIGINT', stop)
   if (process.send) {
     process.on('message', (msg) => {
-      if (msg === 'stats') process.send({ stats: app.pools ? app.pools.stats() : null, connects, cpu: process.cpuUsage() })
+      if (msg !== 'stats') return
+      // The latency histogram covers the time since the previous 'stats'.
+      const p99Ms = latency.count === 0 ? null : latency.percentile(99) / 1e6
+      latency = createHistogram()
+      process.send({ stats: app.pools ? app.pools.stats() : null, connects, cpu: process.cpuUsage(), p99Ms })
     })
     process.once('disconnect', stop)
     process.send({ ready: actual })
