@@ -8,6 +8,9 @@ interface Circuit {
 
 export type Admission = { ok: true, trial: boolean } | { ok: false, retryAfterMs: number }
 
+// The answer for a closed circuit, every request of a healthy origin: shared, not allocated.
+const ADMITTED: Admission = Object.freeze({ ok: true, trial: false })
+
 /**
  * Per-origin circuit breaker: `threshold` consecutive failures open the
  * circuit; while open it rejects at once; after `reset` ms one trial request
@@ -24,10 +27,10 @@ export class CircuitBreaker {
     return n
   }
 
-  admit (origin: string, now = Date.now()): Admission {
+  admit (origin: string, now?: number): Admission {
     const c = this.circuits.get(origin)
-    if (c === undefined || c.openedAt === 0) return { ok: true, trial: false }
-    const wait = c.openedAt + this.reset - now
+    if (c === undefined || c.openedAt === 0) return ADMITTED
+    const wait = c.openedAt + this.reset - (now ?? Date.now())
     if (wait > 0 || c.trial) return { ok: false, retryAfterMs: Math.max(wait, 1000) }
     c.trial = true
     return { ok: true, trial: true }

@@ -79,10 +79,15 @@ class Exchange {
 
   private get settings (): PoolSettings { return this.layer.settings }
 
+  private breakerKey: string | undefined
+
   /** The breaker's key: scheme, host and port, however the caller wrote the origin (only the breaker needs it). */
   private get origin (): string {
-    const o = this.opts.origin
-    return typeof o === 'string' ? o.replace(/\/$/, '') : String(o?.origin)
+    if (this.breakerKey === undefined) {
+      const o = this.opts.origin
+      this.breakerKey = typeof o === 'string' ? o.replace(/\/$/, '') : String(o?.origin)
+    }
+    return this.breakerKey
   }
 
   start (): void {
