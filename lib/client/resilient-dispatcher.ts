@@ -3,9 +3,7 @@ import type { PoolSettings } from '../config/schema.js'
 import { ClosableDispatcher } from '../pool/closable.js'
 import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
 import { asLegacyHandler, type Handler } from '../pool/handler.js'
-import { performance } from 'node:perf_hooks'
 import { CircuitBreaker } from './breaker.js'
-import { Deadlines, type Timed } from './deadlines.js'
 import { circuitOpen, PoolLimitError, queueTimeout, requestTimeout } from './errors.js'
 import { backoff, countsAsBreakerFailure, isAfterWriteFailure, isConnectFailure, isFailureStatus, parseRetryAfter } from './retry-policy.js'
 
@@ -25,7 +23,6 @@ export interface ResilienceCounters {
 export class ResilientDispatcher extends ClosableDispatcher {
   readonly counters: ResilienceCounters = { retries: 0, queueTimeouts: 0, requestTimeouts: 0, circuitRejections: 0 }
   readonly breaker: CircuitBreaker | undefined
-  readonly deadlines: Deadlines | undefined
   readonly methods: ReadonlySet<string>
   readonly statuses: ReadonlySet<number>
   private readonly passThrough: boolean
@@ -34,7 +31,6 @@ export class ResilientDispatcher extends ClosableDispatcher {
     super()
     const threshold = settings['circuit-breaker.threshold']
     this.breaker = threshold > 0 ? new CircuitBreaker(threshold, settings['circuit-breaker.reset']) : undefined
-    this.deadlines = settings['request.timeout'] > 0 ? new Deadlines(settings['request.timeout']) : undefined
     this.methods = new Set(settings['retry.methods'])
     this.statuses = new Set(settings['retry.statuses'])
     this.passThrough = settings['retry.max-attempts'] === 1 && threshold === 0 &&
@@ -64,16 +60,17 @@ function header (raw: Buffer[], name: string): string | undefined {
 }
 
 /** One request through the layer: its attempts, their timers, and the breaker outcome. */
-class Exchange implements Timed {
+class Exchange {
   private attempts = 0
   private current: Attempt | undefined
   private delivering = false
   private done = false
   private trial = false
+  private deadline: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private readonly originKey: string
   private readonly replayable: boolean
-  readonly startedAt = performance.now()
+  private readonly startedAt = Date.now()
 
   constructor (readonly layer: ResilientDispatcher, readonly opts: Dispatcher.DispatchOptions, readonly inner: Handler) {
     this.originKey = String(opts.origin)
@@ -96,14 +93,14 @@ class Exchange implements Timed {
   start (): void {
     // The caller's abort (signal, client gone) reaches every attempt, also between them.
     this.inner.onConnect?.((err?: Error) => this.finish(err ?? new errors.RequestAbortedError()))
-    this.layer.deadlines?.add(this)
+    const limit = this.settings['request.timeout']
+    if (limit > 0) {
+      this.deadline = setTimeout(() => {
+        this.layer.counters.requestTimeouts++
+        this.finish(requestTimeout(limit))
+      }, limit)
+    }
     this.next()
-  }
-
-  /** `x:request.timeout` is up (called by the layer's Deadlines). */
-  expire (): void {
-    this.layer.counters.requestTimeouts++
-    this.finish(requestTimeout(this.settings['request.timeout']))
   }
 
   private next (): void {
@@ -136,7 +133,7 @@ class Exchange implements Timed {
   /** Whether a retry after `delay` ms can still start before `x:request.timeout`. */
   private fits (delay: number): boolean {
     const limit = this.settings['request.timeout']
-    return limit === 0 || performance.now() - this.startedAt + delay < limit
+    return limit === 0 || Date.now() - this.startedAt + delay < limit
   }
 
   /** Retries after `delay` ms (a discarded response has been read to its end by then). */
@@ -204,7 +201,7 @@ class Exchange implements Timed {
   isCurrent (a: Attempt): boolean { return !this.done && this.current === a }
 
   private clearTimers (): void {
-    this.layer.deadlines?.remove(this)
+    clearTimeout(this.deadline)
     clearTimeout(this.retryTimer)
     if (this.current?.queueTimer !== undefined) clearTimeout(this.current.queueTimer)
   }
