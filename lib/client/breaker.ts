@@ -27,10 +27,10 @@ export class CircuitBreaker {
     return n
   }
 
-  admit (origin: string, now?: number): Admission {
+  admit (origin: string): Admission {
     const c = this.circuits.get(origin)
     if (c === undefined || c.openedAt === 0) return ADMITTED
-    const wait = c.openedAt + this.reset - (now ?? Date.now())
+    const wait = c.openedAt + this.reset - Date.now()
     if (wait > 0 || c.trial) return { ok: false, retryAfterMs: Math.max(wait, 1000) }
     c.trial = true
     return { ok: true, trial: true }
@@ -46,7 +46,7 @@ export class CircuitBreaker {
     if (c !== undefined) c.trial = false
   }
 
-  failure (origin: string, now = Date.now()): void {
+  failure (origin: string): void {
     let c = this.circuits.get(origin)
     if (c === undefined) {
       c = { failures: 0, openedAt: 0, trial: false }
@@ -54,7 +54,7 @@ export class CircuitBreaker {
     }
     c.failures++
     if (c.trial || c.failures >= this.threshold) {
-      c.openedAt = now
+      c.openedAt = Date.now()
       c.trial = false
     }
   }

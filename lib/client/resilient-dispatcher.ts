@@ -68,6 +68,7 @@ class Exchange {
   private trial = false
   private deadline: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
+  private breakerKey: string | undefined
   private readonly originKey: string
   private readonly replayable: boolean
   private readonly startedAt = Date.now()
@@ -78,8 +79,6 @@ class Exchange {
   }
 
   private get settings (): PoolSettings { return this.layer.settings }
-
-  private breakerKey: string | undefined
 
   /** The breaker's key: scheme, host and port, however the caller wrote the origin (only the breaker needs it). */
   private get origin (): string {
