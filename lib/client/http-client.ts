@@ -1,7 +1,7 @@
 import { request, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
-import { readUpTo, type CachedResponse, type Fetched, type ResponseCache } from './cache.js'
-import { ReplayBody } from './replay-body.js'
+import type { Fetched, ResponseCache } from '../cache/cache.js'
+import { buffer, materialize } from '../cache/response.js'
 
 /** What an HttpClient needs from the registry: the pool's current state, looked up on every call. */
 export interface PoolSource {
@@ -18,19 +18,6 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
   useCache?: boolean
   /** Always go upstream and replace the cached response. */
   refreshCache?: boolean
-}
-
-/** A response that many callers share: each gets its own headers object and body. */
-export function materialize (r: CachedResponse): Dispatcher.ResponseData {
-  return { statusCode: r.statusCode, headers: { ...r.headers }, trailers: {}, body: new ReplayBody(r.body), opaque: null, context: {} } as unknown as Dispatcher.ResponseData
-}
-
-/** Reads a response so that it can be shared, unless it is too large or `shareable` says no. */
-export async function buffer (res: Dispatcher.ResponseData, maxBodyBytes: number, shareable = true): Promise<Fetched<Dispatcher.ResponseData>> {
-  const { chunks, size, rest } = await readUpTo(res.body, maxBodyBytes)
-  // One buffer: a hit is then sent as it is, with no copy.
-  if (rest === undefined && shareable) return { shared: { statusCode: res.statusCode, headers: res.headers, body: [Buffer.concat(chunks, size)], size } }
-  return { own: { ...res, body: new ReplayBody(chunks, rest) } as unknown as Dispatcher.ResponseData }
 }
 
 /**

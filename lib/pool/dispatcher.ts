@@ -1,24 +1,14 @@
-import type { Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
-import { buildConnector, Client, errors, Pool, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
-import { ConnectionBudget, type Connector } from './budget.js'
+import { composeDispatch, type Dispatch } from '../handler/decorator.js'
 import { ClosableDispatcher } from './closable.js'
-import { parseProxy } from '../config/values.js'
-import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
-import { ConnectionLifetime } from './lifetime.js'
-import { HttpProxy } from './proxy.js'
-import { ExchangeHandler, Exchanges, type ExchangeCounters } from './exchange.js'
-import { StaticHeaders } from './static-headers.js'
+import { Exchanges, type ExchangeCounters } from './exchange.js'
+import { OriginPools, type PoolStats } from './origins.js'
+import { responseLimits } from './response-limits.js'
+import { poolRequestOptions } from './static-headers.js'
 
-export interface PoolStats {
-  connected: number
-  free: number
-  pending: number
-  queued: number
-  running: number
-  size: number
-}
+export type { PoolStats } from './origins.js'
 
 /** TLS options for upstream connections (client certificate, trusted CAs, verification), from the TLS layer. */
 export interface DispatcherOptions {
@@ -26,113 +16,33 @@ export interface DispatcherOptions {
 }
 
 /**
- * One pool's undici dispatcher: per-origin Pools that hold
- * single-socket Clients, so that every socket passes through the pool's
- * connection budget, socket options and limits.
+ * One pool's connection layer as an undici Dispatcher: the pool's request
+ * options (static headers, connection: close), its response limits and the
+ * exchange count, composed over its sockets.
  */
 export class PoolDispatcher extends ClosableDispatcher {
-  readonly budget: ConnectionBudget
+  private readonly sockets: OriginPools
   private readonly exchanges = new Exchanges()
-  // Per origin. Not undici's Agent: it drops an origin's Pool when its last
-  // socket closes even with requests still queued, and a new Pool then breaks
-  // max-per-route and lets close() resolve before those requests finish.
-  private readonly origins = new Map<string, Pool>()
-  private readonly newPool: (origin: string) => Pool
-  private closing: Promise<void> | undefined
-  private readonly headers: StaticHeaders | undefined
-  private readonly proxy: HttpProxy | undefined
-  private readonly reset: boolean
-  private readonly maxCount: number
-  private readonly maxLine: number
+  private readonly chain: Dispatch
 
   constructor (readonly settings: PoolSettings, options: DispatcherOptions = {}) {
     super()
-    const budget = new ConnectionBudget(settings['http.conn-manager.max-total'])
-    const connectOpts = connectorOptions(settings)
-    const proxyValue = settings['http.route.default-proxy']
-    const proxyTarget = proxyValue === null ? undefined : parseProxy(proxyValue)
-    this.proxy = proxyTarget?.ok ? new HttpProxy(proxyTarget.value) : undefined
-    let base = buildConnector({ ...connectOpts, ...options.tls } as buildConnector.BuildOptions) as unknown as Connector
-    if (this.proxy) {
-      const toProxy = buildConnector(connectOpts as buildConnector.BuildOptions) as unknown as Connector
-      const alpn = settings.http2 ? ['h2', 'http/1.1'] : ['http/1.1']
-      base = this.proxy.connector(toProxy, { ...options.tls, ALPNProtocols: alpn }, settings['http.connection.timeout'])
-    }
-    const noDelay = settings['http.tcp.nodelay']
-    const lifetimeMs = settings['connection.max-lifetime']
-    const lifetime = lifetimeMs > 0 ? new ConnectionLifetime(lifetimeMs) : undefined
-    const onSocket = (socket: Socket, client: Client): void => {
-      socket.setNoDelay(noDelay)
-      lifetime?.track(client, socket)
-    }
-    const clientOpts = clientOptions(settings)
-    const newClient = (origin: URL, opts: object): Client => {
-      const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, base, onSocket) as never })
-      // With one socket per client, 'drain' means the socket just became idle.
-      client.on('drain', () => {
-        lifetime?.check(client)
-        budget.poke()
-      })
-      return client
-    }
-    this.newPool = (origin) => new Pool(origin, {
-      ...clientOpts,
-      connections: settings['http.conn-manager.max-per-route'],
-      connect: base as never,
-      factory: newClient as never
-    })
-    this.budget = budget
-    this.headers = settings.headers.length > 0 ? new StaticHeaders(settings.headers) : undefined
-    this.reset = closesEachRequest(settings)
-    this.maxCount = settings['http.connection.max-header-count']
-    this.maxLine = settings['http.connection.max-line-length']
+    this.sockets = new OriginPools(settings, options.tls)
+    this.chain = composeDispatch(this.sockets, this.exchanges.interceptor,
+      responseLimits(settings['http.connection.max-header-count'], settings['http.connection.max-line-length']),
+      poolRequestOptions(settings))
   }
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.proxy !== undefined) opts = this.proxy.route(opts)
-    if (this.headers !== undefined || this.reset) {
-      opts = { ...opts }
-      if (this.headers !== undefined) opts.headers = this.headers.apply(opts.headers as never)
-      if (this.reset) opts.reset = true
-    }
-    const origin = String(opts.origin)
-    const wrapped = new ExchangeHandler(handler, this.maxCount, this.maxLine, this.exchanges, origin) as never
-    if (this.closing !== undefined) {
-      (wrapped as Dispatcher.DispatchHandler).onError!(new errors.ClientDestroyedError())
-      return false
-    }
-    return this.originPool(origin).dispatch(opts, wrapped)
+    return this.chain(opts, handler)
   }
 
-  private originPool (origin: string): Pool {
-    let pool = this.origins.get(origin)
-    if (pool === undefined) {
-      const created = this.newPool(origin)
-      // Forget an origin only once it has neither sockets nor requests.
-      const forget = (): void => {
-        const { connected, size } = created.stats
-        if (connected === 0 && size === 0 && this.origins.get(origin) === created && this.closing === undefined) {
-          this.origins.delete(origin)
-          created.close().catch(() => {})
-        }
-      }
-      created.on('disconnect', forget).on('connectionError', forget)
-      this.origins.set(origin, created)
-      pool = created
-    }
-    return pool
-  }
+  protected async closeAll (): Promise<void> { await this.sockets.close() }
+  protected async destroyAll (err: Error | null): Promise<void> { await this.sockets.destroy(err) }
 
-  protected closeAll (): Promise<void> {
-    this.closing ??= Promise.all([...this.origins.values()].map(async (p) => await p.close())).then(() => this.budget.close())
-    return this.closing
-  }
-
-  protected async destroyAll (err: Error | null): Promise<void> {
-    this.budget.close()
-    this.closing ??= Promise.resolve()
-    await Promise.all([...this.origins.values()].map(async (p) => await p.destroy(err)))
-  }
+  get budget (): OriginPools['budget'] { return this.sockets.budget }
+  get counters (): ExchangeCounters { return this.exchanges.counters }
+  get stats (): PoolStats { return this.sockets.stats }
 
   /**
    * Whether a request to `origin` would wait for a connection: as many
@@ -141,22 +51,5 @@ export class PoolDispatcher extends ClosableDispatcher {
   saturated (origin: string): boolean {
     return this.exchanges.inFlightTo(origin) >= this.settings['http.conn-manager.max-per-route'] ||
       this.exchanges.inFlight >= this.settings['http.conn-manager.max-total']
-  }
-
-  get counters (): ExchangeCounters { return this.exchanges.counters }
-
-  /** undici's pool counters, summed over the origins of this pool. */
-  get stats (): PoolStats {
-    const sum: PoolStats = { connected: 0, free: 0, pending: 0, queued: 0, running: 0, size: 0 }
-    for (const pool of this.origins.values()) {
-      const s = pool.stats
-      sum.connected += s.connected
-      sum.free += s.free
-      sum.pending += s.pending
-      sum.queued += s.queued
-      sum.running += s.running
-      sum.size += s.size
-    }
-    return sum
   }
 }

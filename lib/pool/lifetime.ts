@@ -1,10 +1,15 @@
 import type { Socket } from 'node:net'
-import type { Client } from 'undici'
+import { systemClock, type Clock } from '../time/clock.js'
 
-const isIdle = (client: Client): boolean => {
+/** What the lifetime needs of an undici Client: whether a request is on it. */
+export interface ClientLoad { stats: { running: number, pending: number } }
+
+const isIdle = (client: ClientLoad): boolean => {
   const { running, pending } = client.stats
   return running === 0 && pending === 0
 }
+
+interface Tracked { socket: Socket, expires: number }
 
 /**
  * `x:connection.max-lifetime`: a socket older than its lifetime is not
@@ -15,24 +20,39 @@ const isIdle = (client: Client): boolean => {
  * limits, so it is not used.)
  */
 export class ConnectionLifetime {
-  private readonly sockets = new WeakMap<Client, { socket: Socket, expires: number }>()
+  private readonly sockets = new WeakMap<ClientLoad, Tracked>()
 
-  constructor (private readonly ms: number, private readonly random: () => number = Math.random) {}
+  constructor (private readonly ms: number, private readonly random: () => number = Math.random, private readonly clock: Clock = systemClock) {}
 
-  track (client: Client, socket: Socket): void {
+  track (client: ClientLoad, socket: Socket): void {
     const life = this.ms * (1 - 0.1 * this.random())
-    this.sockets.set(client, { socket, expires: Date.now() + life })
-    // An idle socket expires on time too, not only when it is next used.
-    const timer = setTimeout(() => this.check(client), life)
-    timer.unref()
-    socket.once('close', () => clearTimeout(timer))
+    const tracked = { socket, expires: this.clock.now() + life }
+    this.sockets.set(client, tracked)
+    this.arm(client, tracked, life)
   }
 
   /** Called when the client's socket may have become idle. */
-  check (client: Client): void {
+  check (client: ClientLoad): void {
     const tracked = this.sockets.get(client)
-    if (tracked === undefined || tracked.socket.destroyed || tracked.expires > Date.now() || !isIdle(client)) return
+    if (tracked === undefined || tracked.socket.destroyed || tracked.expires > this.clock.now() || !isIdle(client)) return
     this.sockets.delete(client)
     tracked.socket.destroy()
+  }
+
+  /**
+   * An idle socket expires on time too, not only when it is next used. A timer
+   * may fire a little before `expires` by the monotonic clock: it is armed
+   * again for what is left, so an idle socket never outlives its lifetime.
+   */
+  private arm (client: ClientLoad, tracked: Tracked, ms: number): void {
+    const timer = this.clock.setTimeout(() => {
+      tracked.socket.off('close', cancel)
+      const left = tracked.expires - this.clock.now()
+      if (left > 0 && !tracked.socket.destroyed) this.arm(client, tracked, left)
+      else this.check(client)
+    }, ms)
+    timer.unref()
+    const cancel = (): void => { this.clock.clearTimeout(timer) }
+    tracked.socket.once('close', cancel)
   }
 }

@@ -94,13 +94,13 @@ export class HttpProxy {
 function readConnectResponse (socket: Socket, done: (err: Error | null) => void): void {
   let buffered = Buffer.alloc(0)
   const cleanup = (): void => {
-    socket.off('data', onData)
-    socket.off('error', onError)
+    socket.off('data', onChunk)
+    socket.off('error', onSocketError)
     socket.off('close', onClose)
   }
-  const onError = (err: Error): void => { cleanup(); done(err) }
+  const onSocketError = (err: Error): void => { cleanup(); done(err) }
   const onClose = (): void => { cleanup(); done(new ProxyError('proxy closed the connection during CONNECT')) }
-  const onData = (chunk: Buffer): void => {
+  const onChunk = (chunk: Buffer): void => {
     buffered = Buffer.concat([buffered, chunk])
     const end = buffered.indexOf('\r\n\r\n')
     if (end === -1) {
@@ -114,7 +114,7 @@ function readConnectResponse (socket: Socket, done: (err: Error | null) => void)
     if (end + 4 < buffered.length) socket.unshift(buffered.subarray(end + 4))
     done(null)
   }
-  socket.on('data', onData)
-  socket.on('error', onError)
+  socket.on('data', onChunk)
+  socket.on('error', onSocketError)
   socket.on('close', onClose)
 }

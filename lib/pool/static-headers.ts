@@ -1,4 +1,6 @@
-import type { Header } from '../config/schema.js'
+import type { Header, PoolSettings } from '../config/schema.js'
+import type { Interceptor } from '../handler/decorator.js'
+import { closesEachRequest } from './options.js'
 
 export type Headers = Record<string, string | string[] | undefined> | string[] | Iterable<[string, string | string[] | undefined]> | null | undefined
 
@@ -22,6 +24,22 @@ export class StaticHeaders {
 
   apply (headers: Headers): HeaderRecord {
     return mergeHeaders(headers, this.values, this.names)
+  }
+}
+
+/**
+ * What a pool sets on every request: its `<headers>`, and `connection: close`
+ * when `keepalive.timeout` is 1. Null when it sets nothing.
+ */
+export function poolRequestOptions (settings: PoolSettings): Interceptor | null {
+  const headers = settings.headers.length > 0 ? new StaticHeaders(settings.headers) : undefined
+  const reset = closesEachRequest(settings)
+  if (headers === undefined && !reset) return null
+  return (dispatch) => (opts, handler) => {
+    opts = { ...opts }
+    if (headers !== undefined) opts.headers = headers.apply(opts.headers as Headers)
+    if (reset) opts.reset = true
+    return dispatch(opts, handler)
   }
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionOptions } from 'node:tls'
 import type { PoolSettings } from '../config/schema.js'
-import { ResilientDispatcher } from '../client/resilient-dispatcher.js'
+import { ResilientDispatcher } from '../resilience/dispatcher.js'
 import { PoolDispatcher } from '../pool/dispatcher.js'
 import { loadTlsMaterial } from '../tls/index.js'
 

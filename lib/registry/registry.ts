@@ -1,6 +1,6 @@
-import { ResponseCache, type CacheLimits } from '../client/cache.js'
+import { ResponseCache, type CacheLimits } from '../cache/cache.js'
 import { HttpClient } from '../client/http-client.js'
-import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
+import type { ResilienceCounters, ResilientDispatcher } from '../resilience/dispatcher.js'
 import { ConfigError } from '../config/errors.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'

@@ -24,6 +24,8 @@ export function parseRetryAfter (value: string | string[] | undefined, now = Dat
   const v = (Array.isArray(value) ? value[0] : value)?.trim()
   if (v === undefined || v === '') return undefined
   if (/^[0-9]+$/.test(v)) return Number(v) * 1000
+  // An HTTP-date names its day and month; Date.parse would also take "-1" or "2026".
+  if (!/^[A-Za-z]{3}/.test(v)) return undefined
   const date = Date.parse(v)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }

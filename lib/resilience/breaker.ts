@@ -1,6 +1,9 @@
+import { systemClock, type Clock } from '../time/clock.js'
+
 interface Circuit {
   failures: number
-  /** When the circuit opened; 0 while closed. */
+  open: boolean
+  /** clock.now() when the circuit last opened. */
   openedAt: number
   /** A half-open circuit lets one trial through at a time. */
   trial: boolean
@@ -19,18 +22,18 @@ const ADMITTED: Admission = Object.freeze({ ok: true, trial: false })
 export class CircuitBreaker {
   private readonly circuits = new Map<string, Circuit>()
 
-  constructor (private readonly threshold: number, private readonly reset: number) {}
+  constructor (private readonly threshold: number, private readonly reset: number, private readonly clock: Clock = systemClock) {}
 
   get open (): number {
     let n = 0
-    for (const c of this.circuits.values()) if (c.openedAt > 0) n++
+    for (const c of this.circuits.values()) if (c.open) n++
     return n
   }
 
   admit (origin: string): Admission {
     const c = this.circuits.get(origin)
-    if (c === undefined || c.openedAt === 0) return ADMITTED
-    const wait = c.openedAt + this.reset - Date.now()
+    if (c === undefined || !c.open) return ADMITTED
+    const wait = c.openedAt + this.reset - this.clock.now()
     if (wait > 0 || c.trial) return { ok: false, retryAfterMs: Math.max(wait, 1000) }
     c.trial = true
     return { ok: true, trial: true }
@@ -49,12 +52,13 @@ export class CircuitBreaker {
   failure (origin: string): void {
     let c = this.circuits.get(origin)
     if (c === undefined) {
-      c = { failures: 0, openedAt: 0, trial: false }
+      c = { failures: 0, open: false, openedAt: 0, trial: false }
       this.circuits.set(origin, c)
     }
     c.failures++
     if (c.trial || c.failures >= this.threshold) {
-      c.openedAt = Date.now()
+      c.open = true
+      c.openedAt = this.clock.now()
       c.trial = false
     }
   }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { systemClock, type Clock, type Timer } from '../time/clock.js'
 
 export interface CacheLimits {
   /** Entries kept at most; the oldest go first. */
@@ -26,7 +27,7 @@ export type Fetched<T> = { shared: CachedResponse } | { own: T }
 
 export interface CacheCounters { hits: number, coalesced: number, misses: number }
 
-interface Stored { response: CachedResponse, expires: number, timer: NodeJS.Timeout }
+interface Stored { response: CachedResponse, expires: number, timer: Timer }
 type Entry = { pending: Promise<Fetched<unknown>> } | Stored
 
 /**
@@ -39,7 +40,7 @@ export class ResponseCache {
   private bytes = 0
   readonly counters: CacheCounters = { hits: 0, coalesced: 0, misses: 0 }
 
-  constructor (private readonly ttl: number, private readonly limits: CacheLimits) {}
+  constructor (private readonly ttl: number, private readonly limits: CacheLimits, private readonly clock: Clock = systemClock) {}
 
   get size (): number { return this.entries.size }
   get totalBytes (): number { return this.bytes }
@@ -47,7 +48,7 @@ export class ResponseCache {
   /** The stored response for `key` if it is fresh (counted as a hit), without starting anything. */
   peek (key: string): CachedResponse | undefined {
     const entry = this.entries.get(key)
-    if (entry === undefined || !('response' in entry) || entry.expires <= Date.now()) return undefined
+    if (entry === undefined || !('response' in entry) || entry.expires <= this.clock.now()) return undefined
     this.counters.hits++
     return entry.response
   }
@@ -58,7 +59,7 @@ export class ResponseCache {
    */
   async run<T> (key: string, fetch: Fetch<T>, materialize: (r: CachedResponse) => T, options: { refresh?: boolean, signal?: AbortSignal } = {}): Promise<T> {
     const entry = options.refresh === true ? undefined : this.entries.get(key)
-    if (entry !== undefined && 'response' in entry && entry.expires > Date.now()) {
+    if (entry !== undefined && 'response' in entry && entry.expires > this.clock.now()) {
       this.counters.hits++
       return materialize(entry.response)
     }
@@ -82,7 +83,7 @@ export class ResponseCache {
 
   /** Drops every entry (the pool is closing or its settings changed). */
   clear (): void {
-    for (const entry of this.entries.values()) if ('timer' in entry) clearTimeout(entry.timer)
+    for (const entry of this.entries.values()) if ('timer' in entry) this.clock.clearTimeout(entry.timer)
     this.entries.clear()
     this.bytes = 0
   }
@@ -96,9 +97,9 @@ export class ResponseCache {
     this.entries.delete(key)
     if (!('shared' in outcome) || this.ttl <= 0 || outcome.shared.size > this.limits.maxBodyBytes) return
     const response = outcome.shared
-    const timer = setTimeout(() => this.expire(key, response), this.ttl)
+    const timer = this.clock.setTimeout(() => this.expire(key, response), this.ttl)
     timer.unref()
-    this.entries.set(key, { response, expires: Date.now() + this.ttl, timer })
+    this.entries.set(key, { response, expires: this.clock.now() + this.ttl, timer })
     this.bytes += response.size
     this.evict()
   }
@@ -109,7 +110,7 @@ export class ResponseCache {
   }
 
   private remove (key: string, entry: Stored): void {
-    clearTimeout(entry.timer)
+    this.clock.clearTimeout(entry.timer)
     this.entries.delete(key)
     this.bytes -= entry.response.size
   }
