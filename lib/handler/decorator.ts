@@ -47,10 +47,13 @@ export function refusedController (reason: Error): Controller {
 }
 
 /**
- * `interceptors` over `dispatcher`, as one dispatch function. `Dispatcher.compose`
- * hands every layer a controller-based handler, whatever shape the caller used;
- * without a layer it would not adapt a caller's handler at all, so one is required.
+ * `layers` over `dispatcher` (the first one innermost), as one dispatch
+ * function. `Dispatcher.compose` hands every layer a controller-based handler,
+ * whatever shape the caller used; with no layer it would not adapt a caller's
+ * handler at all, so one is required.
  */
-export function composeDispatch (dispatcher: Dispatcher, first: Interceptor, ...more: Array<Interceptor | null>): Dispatch {
-  return dispatcher.compose(first, ...more.filter((i): i is Interceptor => i !== null)).dispatch
+export function composeDispatch (dispatcher: Dispatcher, layers: Array<Interceptor | null>): Dispatch {
+  const present = layers.filter((i): i is Interceptor => i !== null)
+  if (present.length === 0) throw new TypeError('composeDispatch needs at least one layer')
+  return dispatcher.compose(present).dispatch
 }

@@ -1,7 +1,8 @@
 import type { ConnectionOptions } from 'node:tls'
-import type { Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import { composeDispatch, type Dispatch } from '../handler/decorator.js'
+import type { Clock } from '../time/clock.js'
 import { ClosableDispatcher } from './closable.js'
 import { Exchanges, type ExchangeCounters } from './exchange.js'
 import { OriginPools, type PoolStats } from './origins.js'
@@ -13,43 +14,63 @@ export type { PoolStats } from './origins.js'
 /** TLS options for upstream connections (client certificate, trusted CAs, verification), from the TLS layer. */
 export interface DispatcherOptions {
   tls?: ConnectionOptions
+  clock?: Clock
 }
 
 /**
  * One pool's connection layer as an undici Dispatcher: the pool's request
- * options (static headers, connection: close), its response limits and the
- * exchange count, composed over its sockets.
+ * options (static headers, connection: close), its response limits and its
+ * exchanges (queue, `x:queue.timeout`, counts), composed over its sockets.
  */
 export class PoolDispatcher extends ClosableDispatcher {
   private readonly sockets: OriginPools
-  private readonly exchanges = new Exchanges()
+  private readonly exchanges: Exchanges
   private readonly chain: Dispatch
 
   constructor (readonly settings: PoolSettings, options: DispatcherOptions = {}) {
     super()
     this.sockets = new OriginPools(settings, options.tls)
-    this.chain = composeDispatch(this.sockets, this.exchanges.interceptor,
+    this.exchanges = new Exchanges({
+      // An HTTP/2 connection carries up to undici's 100 concurrent streams.
+      perOrigin: settings['http.conn-manager.max-per-route'] * (settings.http2 ? H2_STREAMS : 1),
+      total: settings['http.conn-manager.max-total'] * (settings.http2 ? H2_STREAMS : 1),
+      queueTimeout: settings['queue.timeout']
+    }, options.clock)
+    // A response that breaks a limit fails its exchange below the exchange's own count.
+    this.chain = composeDispatch(this.sockets, [
       responseLimits(settings['http.connection.max-header-count'], settings['http.connection.max-line-length']),
-      poolRequestOptions(settings))
+      this.exchanges.interceptor,
+      poolRequestOptions(settings)
+    ])
   }
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.chain(opts, handler)
   }
 
-  protected async closeAll (): Promise<void> { await this.sockets.close() }
-  protected async destroyAll (err: Error | null): Promise<void> { await this.sockets.destroy(err) }
+  /** What waits for room is still sent; then undici lets what is in flight finish and closes the sockets. */
+  protected async closeAll (): Promise<void> {
+    await this.exchanges.untilDrained()
+    await this.sockets.close()
+  }
+
+  protected async destroyAll (err: Error | null): Promise<void> {
+    this.exchanges.failWaiting(err ?? new errors.ClientDestroyedError())
+    await this.sockets.destroy(err)
+  }
 
   get budget (): OriginPools['budget'] { return this.sockets.budget }
   get counters (): ExchangeCounters { return this.exchanges.counters }
-  get stats (): PoolStats { return this.sockets.stats }
 
-  /**
-   * Whether a request to `origin` would wait for a connection: as many
-   * exchanges are in flight as max-per-route or max-total allow sockets.
-   */
-  saturated (origin: string): boolean {
-    return this.exchanges.inFlightTo(origin) >= this.settings['http.conn-manager.max-per-route'] ||
-      this.exchanges.inFlight >= this.settings['http.conn-manager.max-total']
+  /** undici's counters, with the requests that wait in the pool's own queue as pending. */
+  get stats (): PoolStats {
+    const stats = this.sockets.stats
+    const waiting = this.exchanges.waiting
+    stats.pending += waiting
+    stats.queued += waiting
+    stats.size += waiting
+    return stats
   }
 }
+
+const H2_STREAMS = 100

@@ -1,21 +1,77 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { HandlerDecorator, type Controller, type Handler, type Interceptor } from '../handler/decorator.js'
+import type { Dispatcher } from 'undici'
+import type { Controller, Dispatch, Handler, Interceptor } from '../handler/decorator.js'
+import { systemClock, type Clock, type Timer } from '../time/clock.js'
+import { ClientAbortError, queueTimeout } from './errors.js'
 
-export interface ExchangeCounters { requests: number, errors: number }
+export interface ExchangeCounters { requests: number, errors: number, queueTimeouts: number }
+
+/** How many exchanges a pool sends at once, and how long one may wait for room. */
+export interface Capacity {
+  /** Exchanges at once per origin: max-per-route connections, one exchange each (HTTP/1.1). */
+  perOrigin: number
+  /** Exchanges at once across origins: max-total connections. */
+  total: number
+  /** `x:queue.timeout`: ms a request may wait for room; 0 = no limit. */
+  queueTimeout: number
+}
 
 /**
- * A pool's exchanges: counted, and those in flight tracked per origin
- * (cheaper than asking undici's pools). Its interceptor is the innermost
- * layer of every pool, so each exchange that reaches the sockets is counted once.
+ * A pool's exchanges. Each one is cancellable from the moment it is
+ * dispatched: requests that find no room wait in the pool's own queue, oldest
+ * first across origins, and undici is only handed a request it can send at
+ * once. A request given up while it waits (queue timeout, caller gone) leaves
+ * the queue there and then, is never sent and holds nothing; undici's queue
+ * can only drop a request by destroying the connection it is handed.
+ * Exchanges in flight are counted per origin; this is the innermost layer
+ * of every pool, so each one that reaches the sockets is counted once.
  */
 export class Exchanges {
-  readonly counters: ExchangeCounters = { requests: 0, errors: 0 }
+  readonly counters: ExchangeCounters = { requests: 0, errors: 0, queueTimeouts: 0 }
   inFlight = 0
   private readonly byOrigin = new Map<string, number>()
+  private readonly queue: PoolExchange[] = []
+  private pumpScheduled = false
+  private drained: (() => void) | undefined
 
-  readonly interceptor: Interceptor = (dispatch) => (opts, handler) =>
-    dispatch(opts, new CountedExchange(handler, this, String(opts.origin)))
+  constructor (readonly capacity: Capacity, readonly clock: Clock = systemClock) {}
+
+  readonly interceptor: Interceptor = (dispatch) => (opts, handler) => {
+    new PoolExchange(this, dispatch, opts, handler).start()
+    return true
+  }
+
+  /** Requests waiting for room. */
+  get waiting (): number { return this.queue.length }
+
+  private hasRoom (origin: string): boolean {
+    return this.inFlight < this.capacity.total && (this.byOrigin.get(origin) ?? 0) < this.capacity.perOrigin
+  }
+
+  /** Sends `ex` now if nothing waits before it and there is room, else queues it. */
+  admit (ex: PoolExchange): void {
+    if (this.queue.length === 0 && this.hasRoom(ex.origin)) {
+      ex.send()
+      return
+    }
+    this.queue.push(ex)
+    const wait = this.capacity.queueTimeout
+    if (wait > 0) ex.timer = this.clock.setTimeout(() => { this.timedOut(ex, wait) }, wait)
+  }
+
+  private timedOut (ex: PoolExchange, wait: number): void {
+    this.counters.queueTimeouts++
+    ex.abort(queueTimeout(wait))
+  }
+
+  /** `ex` was given up while it waited. */
+  leave (ex: PoolExchange): void {
+    const i = this.queue.indexOf(ex)
+    if (i !== -1) this.queue.splice(i, 1)
+    this.clock.clearTimeout(ex.timer)
+    if (this.queue.length === 0) this.drained?.()
+  }
 
   begin (origin: string): void {
     this.counters.requests++
@@ -29,37 +85,149 @@ export class Exchanges {
     const n = this.byOrigin.get(origin)! - 1
     if (n === 0) this.byOrigin.delete(origin)
     else this.byOrigin.set(origin, n)
+    // After the current event: undici frees the connection only once this exchange's end has been handled.
+    if (this.queue.length > 0 && !this.pumpScheduled) {
+      this.pumpScheduled = true
+      setImmediate(() => {
+        this.pumpScheduled = false
+        this.pump()
+      })
+    }
+  }
+
+  /** Sends the oldest waiting requests that have room; one whose origin is full waits, others go by it. */
+  private pump (): void {
+    for (let i = 0; i < this.queue.length && this.inFlight < this.capacity.total;) {
+      const ex = this.queue[i]!
+      if (!this.hasRoom(ex.origin)) {
+        i++
+        continue
+      }
+      this.queue.splice(i, 1)
+      this.clock.clearTimeout(ex.timer)
+      ex.send()
+    }
+    if (this.queue.length === 0) this.drained?.()
+  }
+
+  /** Resolves once nothing waits (the pool is closing: what waits is still sent). */
+  async untilDrained (): Promise<void> {
+    if (this.queue.length === 0) return
+    await new Promise<void>((resolve) => { this.drained = resolve })
+  }
+
+  /** Fails every waiting request (the pool is destroyed). */
+  failWaiting (err: Error): void {
+    for (const ex of [...this.queue]) ex.abort(err)
   }
 
   inFlightTo (origin: string): number { return this.byOrigin.get(origin) ?? 0 }
 }
 
-class CountedExchange extends HandlerDecorator {
-  private ended = false
+const isStream = (body: unknown): body is NodeJS.ReadableStream =>
+  body !== null && typeof body === 'object' && typeof (body as { on?: unknown }).on === 'function'
 
-  constructor (inner: Handler, private readonly exchanges: Exchanges, private readonly origin: string) {
-    super(inner)
-    exchanges.begin(origin)
+/**
+ * One exchange of the pool: the controller its caller holds from the start,
+ * and undici's handler once it is sent.
+ */
+class PoolExchange implements Handler, Controller {
+  readonly origin: string
+  timer: Timer | undefined
+  private sent = false
+  private ended = false
+  private isPaused = false
+  private abortReason: Error | null = null
+  private upload: Error | undefined
+  private socket: Controller | undefined
+
+  constructor (private readonly exchanges: Exchanges, private readonly dispatch: Dispatch,
+    private readonly opts: Dispatcher.DispatchOptions, private readonly inner: Handler) {
+    this.origin = String(opts.origin)
+    // The caller's upload failing (its client went away) is the caller's failure, not the upstream's.
+    if (isStream(opts.body)) opts.body.once('error', this.onUploadError)
+  }
+
+  start (): void {
+    this.inner.onRequestStart?.(this, undefined)
+    if (this.abortReason === null) this.exchanges.admit(this)
+  }
+
+  send (): void {
+    this.sent = true
+    this.exchanges.begin(this.origin)
+    this.dispatch(this.opts, this)
+  }
+
+  private readonly onUploadError = (err: Error): void => {
+    this.upload = err
+    if (!this.sent) this.abort(new ClientAbortError('the client\'s upload failed before it was sent', { cause: err }))
+  }
+
+  // The caller's controller.
+  get aborted (): boolean { return this.abortReason !== null }
+  get paused (): boolean { return this.isPaused }
+  get reason (): Error | null { return this.abortReason }
+
+  abort (reason: Error): void {
+    if (this.abortReason !== null || this.ended) return
+    this.abortReason = reason
+    if (this.sent) {
+      // Not yet started by undici: onRequestStart aborts it.
+      this.socket?.abort(reason)
+      return
+    }
+    this.exchanges.leave(this)
+    this.end(false)
+    this.inner.onResponseError?.(this, reason)
+  }
+
+  pause (): void {
+    this.isPaused = true
+    this.socket?.pause()
+  }
+
+  resume (): void {
+    this.isPaused = false
+    this.socket?.resume()
+  }
+
+  // undici's handler.
+  onRequestStart (controller: Controller): void {
+    this.socket = controller
+    if (this.abortReason !== null) controller.abort(this.abortReason)
+    else if (this.isPaused) controller.pause()
+  }
+
+  onRequestUpgrade (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+    this.end(false)
+    this.inner.onRequestUpgrade?.(this, statusCode, headers, socket)
+  }
+
+  onResponseStart (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.inner.onResponseStart?.(this, statusCode, headers, statusMessage)
+  }
+
+  onResponseData (_controller: Controller, chunk: Buffer): void {
+    this.inner.onResponseData?.(this, chunk)
+  }
+
+  onResponseEnd (_controller: Controller, trailers: IncomingHttpHeaders): void {
+    this.end(false)
+    this.inner.onResponseEnd?.(this, trailers)
+  }
+
+  onResponseError (_controller: Controller, err: Error): void {
+    if (this.upload !== undefined && this.abortReason === null) err = new ClientAbortError('the client\'s upload failed', { cause: this.upload })
+    // Cancelled by its caller, or failed by its caller's upload: not an upstream error.
+    this.end(this.abortReason === null && this.upload === undefined)
+    this.inner.onResponseError?.(this, err)
   }
 
   private end (failed: boolean): void {
     if (this.ended) return
     this.ended = true
-    this.exchanges.end(this.origin, failed)
-  }
-
-  override onRequestUpgrade (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
-    this.end(false)
-    super.onRequestUpgrade(controller, statusCode, headers, socket)
-  }
-
-  override onResponseEnd (controller: Controller, trailers: IncomingHttpHeaders): void {
-    this.end(false)
-    super.onResponseEnd(controller, trailers)
-  }
-
-  override onResponseError (controller: Controller, err: Error): void {
-    this.end(true)
-    super.onResponseError(controller, err)
+    if (isStream(this.opts.body)) this.opts.body.removeListener('error', this.onUploadError)
+    if (this.sent) this.exchanges.end(this.origin, failed)
   }
 }

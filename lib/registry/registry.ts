@@ -6,6 +6,7 @@ import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
 import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
+import type { ExchangeCounters } from '../pool/exchange.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
@@ -17,10 +18,12 @@ export interface PoolEntry {
   forwardCache: ResponseCache
 }
 
-export interface PoolCounters extends ResilienceCounters {
-  /** Upstream exchanges (each retry attempt counts) and those that failed without a response. */
-  requests: number
-  errors: number
+/**
+ * `requests`: upstream exchanges (each retry attempt counts); `errors`: those
+ * that failed without a response; `queueTimeouts`: requests given up by
+ * `x:queue.timeout`, never sent.
+ */
+export interface PoolCounters extends ResilienceCounters, ExchangeCounters {
   openCircuits: number
   cacheHits: number
   cacheCoalesced: number

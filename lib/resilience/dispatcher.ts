@@ -10,15 +10,15 @@ import { Exchange, type Layer, type ResilienceCounters } from './exchange.js'
 export type { ResilienceCounters } from './exchange.js'
 
 /**
- * A pool's dispatcher with its retry policy, circuit breaker, queue and request
- * deadlines (the `x:` extensions), as one interceptor over the pool's
+ * A pool's dispatcher with its retry policy, circuit breaker and request
+ * deadline (the `x:` extensions), as one interceptor over the pool's
  * connection layer. Forwarding and `request()` both go through it, so there is
  * one retry layer. With none of them configured it hands every request
  * straight to the pool. Closing waits for the exchanges in progress, also
  * those waiting between attempts, before the pool's sockets close.
  */
 export class ResilientDispatcher extends ClosableDispatcher implements Layer {
-  readonly counters: ResilienceCounters = { retries: 0, queueTimeouts: 0, requestTimeouts: 0, circuitRejections: 0 }
+  readonly counters: ResilienceCounters = { retries: 0, requestTimeouts: 0, circuitRejections: 0 }
   readonly breaker: CircuitBreaker | undefined
   readonly methods: ReadonlySet<string>
   readonly statuses: ReadonlySet<number>
@@ -33,9 +33,8 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
     this.breaker = threshold > 0 ? new CircuitBreaker(threshold, settings['circuit-breaker.reset'], clock) : undefined
     this.methods = new Set(settings['retry.methods'])
     this.statuses = new Set(settings['retry.statuses'])
-    const passThrough = settings['retry.max-attempts'] === 1 && threshold === 0 &&
-      settings['queue.timeout'] === 0 && settings['request.timeout'] === 0
-    this.chain = passThrough ? pool.dispatch.bind(pool) : composeDispatch(pool, this.interceptor)
+    const passThrough = settings['retry.max-attempts'] === 1 && threshold === 0 && settings['request.timeout'] === 0
+    this.chain = passThrough ? pool.dispatch.bind(pool) : composeDispatch(pool, [this.interceptor])
   }
 
   /** The layer itself: each request becomes an Exchange over the dispatch below. */
@@ -54,8 +53,6 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.chain(opts, handler)
   }
-
-  saturated (origin: string): boolean { return this.pool.saturated(origin) }
 
   ended (exchange: Exchange): void {
     this.active.delete(exchange)

@@ -5,12 +5,11 @@ import type { PoolSettings } from '../config/schema.js'
 import type { Controller, Dispatch, Handler } from '../handler/decorator.js'
 import type { Clock, Timer } from '../time/clock.js'
 import type { CircuitBreaker } from './breaker.js'
-import { circuitOpen, isPoolLimit, queueTimeout, requestTimeout } from './errors.js'
+import { circuitOpen, isClientAbort, isPoolLimit, requestTimeout } from '../pool/errors.js'
 import { backoff, countsAsBreakerFailure, isAfterWriteFailure, isConnectFailure, isFailureStatus, parseRetryAfter } from './policy.js'
 
 export interface ResilienceCounters {
   retries: number
-  queueTimeouts: number
   requestTimeouts: number
   circuitRejections: number
 }
@@ -23,8 +22,6 @@ export interface Layer {
   readonly methods: ReadonlySet<string>
   readonly statuses: ReadonlySet<number>
   readonly clock: Clock
-  /** Whether a request to `origin` would wait for a connection. */
-  saturated: (origin: string) => boolean
   /** Called once when the exchange has ended, whichever way. */
   ended: (exchange: Exchange) => void
 }
@@ -49,12 +46,10 @@ export class Exchange implements Controller {
   private deadline: Timer | undefined
   private retryTimer: Timer | undefined
   private breakerKey: string | undefined
-  private readonly originKey: string
   private readonly replayable: boolean
   private readonly startedAt: number
 
   constructor (readonly layer: Layer, private readonly dispatch: Dispatch, readonly opts: Dispatcher.DispatchOptions, readonly inner: Handler) {
-    this.originKey = String(opts.origin)
     this.replayable = isReplayable(opts.body)
     this.startedAt = layer.clock.now()
   }
@@ -117,14 +112,6 @@ export class Exchange implements Controller {
     this.attempts++
     const attempt = new Attempt(this)
     this.current = attempt
-    const wait = this.settings['queue.timeout']
-    // Only waiting for a connection counts: opening one is x:connection.timeout's business.
-    if (wait > 0 && this.layer.saturated(this.originKey)) {
-      attempt.queueTimer = this.layer.clock.setTimeout(() => {
-        this.layer.counters.queueTimeouts++
-        this.finish(queueTimeout(wait))
-      }, wait)
-    }
     this.dispatch(this.opts, attempt)
   }
 
@@ -176,7 +163,9 @@ export class Exchange implements Controller {
   onFailure (err: Error): void {
     if (this.done) return
     if (this.delivering) return this.finish(err)
-    if (!isPoolLimit(err)) this.outcome(countsAsBreakerFailure(err))
+    // Neither the pool's own limits nor the caller's going away say anything about the origin.
+    if (isPoolLimit(err) || isClientAbort(err)) return this.finish(err)
+    this.outcome(countsAsBreakerFailure(err))
     const retryable = isConnectFailure(err) || (isAfterWriteFailure(err) && this.layer.methods.has(this.opts.method))
     const delay = backoff(this.settings, this.attempts)
     if (retryable && this.canRetry() && this.fits(delay)) this.scheduleRetry(delay)
@@ -202,7 +191,6 @@ export class Exchange implements Controller {
     const { clock } = this.layer
     clock.clearTimeout(this.deadline)
     clock.clearTimeout(this.retryTimer)
-    clock.clearTimeout(this.current?.queueTimer)
     this.layer.ended(this)
   }
 
@@ -211,7 +199,6 @@ export class Exchange implements Controller {
 
 /** One attempt of an Exchange, as undici's handler. Stale attempts only clean up after themselves. */
 class Attempt implements Handler {
-  queueTimer: Timer | undefined
   controller: Controller | undefined
   private cancelled: Error | undefined
   private retryDelay: number | undefined
@@ -224,9 +211,7 @@ class Attempt implements Handler {
   }
 
   onRequestStart (controller: Controller): void {
-    this.ex.layer.clock.clearTimeout(this.queueTimer)
     this.controller = controller
-    // Given up on while it queued: leave the connection at once.
     if (this.cancelled !== undefined) controller.abort(this.cancelled)
     else if (this.ex.paused) controller.pause()
   }
@@ -254,7 +239,6 @@ class Attempt implements Handler {
   }
 
   onResponseError (_controller: Controller, err: Error): void {
-    this.ex.layer.clock.clearTimeout(this.queueTimer)
     if (!this.ex.isCurrent(this)) return
     if (this.retryDelay !== undefined) this.ex.scheduleRetry(this.retryDelay)
     else this.ex.onFailure(err)

@@ -111,13 +111,6 @@ export async function send (dispatcher: Dispatcher, url: string, options: SendOp
   return { statusCode: res.statusCode, headers: res.headers, text, bodyError, json: () => JSON.parse(text ?? ''), elapsed }
 }
 
-/**
- * Assertion options for a check that shows a known bug in lib/: `{ todo: 'bug: …' }`,
- * so the check still runs and its failure shows as a TODO without failing the
- * suite. With RESILIENCE_TODO_STRICT=1 it is an ordinary assertion.
- */
-export function bug (what: string): { todo?: string } {
-  return process.env.RESILIENCE_TODO_STRICT === '1' ? {} : { todo: `bug: ${what}` }
 }
 
 /** performance.now() ms since `start`. */

@@ -1,5 +1,5 @@
 // The resilience layer's time logic (SPEC "Extensions": retries, backoff,
-// Retry-After, x:queue.timeout, x:request.timeout, the breaker; "Every
+// Retry-After, x:request.timeout, the breaker; "Every
 // exchange ends": cancellable at any point, reload-safe close) on a clock the
 // test moves. The layer below is a stand-in for the pool's connection layer
 // whose attempts the test answers by hand; test/resilience proves the same
@@ -51,7 +51,6 @@ class Sent {
 
 class StandInPool extends Dispatcher {
   readonly sent: Sent[] = []
-  busy = false
   closed = false
   destroyed = false
   override dispatch (_opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
@@ -59,7 +58,6 @@ class StandInPool extends Dispatcher {
     return true
   }
 
-  saturated (): boolean { return this.busy }
   override async close (): Promise<void> { this.closed = true }
   override async destroy (): Promise<void> { this.destroyed = true }
 }
@@ -157,28 +155,6 @@ t.test('a retry that cannot start before x:request.timeout is not made', async (
   t.equal(pool.sent.length, 1)
 })
 
-t.test('x:queue.timeout: a request that waits for a connection gets its 503 at the limit and is never sent', async (t) => {
-  const { clock, pool, dispatcher, send } = layer('x:queue.timeout="50"')
-  pool.busy = true
-  const caller = send()
-  clock.advance(49)
-  t.equal(caller.errors.length, 0)
-  clock.advance(1)
-  t.equal(caller.code, 'FST_HTTP_POOLS_QUEUE_TIMEOUT')
-  t.equal(dispatcher.counters.queueTimeouts, 1)
-  pool.sent[0]!.start()
-  t.equal(pool.sent[0]!.controller.aborted, true, 'when a connection frees up, the given-up attempt leaves at once')
-  t.equal(caller.errors.length, 1)
-  t.equal(dispatcher.breaker, undefined)
-})
-
-t.test('no queue timer when a connection is free', async (t) => {
-  const { clock, pool, send } = layer('x:queue.timeout="50"')
-  send()
-  t.equal(clock.pending, 0)
-  pool.sent[0]!.respond(200)
-})
-
 t.test('the caller can cancel between attempts: the retry is never made, no timer is left', async (t) => {
   const { clock, pool, send } = layer('x:retry.base-delay="100"')
   const caller = send()
@@ -232,12 +208,20 @@ t.test('the breaker: threshold failures open the circuit; the next request is re
   t.equal(pool.sent.length, 4, 'closed again')
 })
 
-t.test('the pool\'s own limits and the caller\'s abort never count for the breaker', async (t) => {
-  const { pool, send } = layer('x:retry.max-attempts="1" x:circuit-breaker.threshold="1" x:queue.timeout="10"')
+t.test('the pool\'s own limits and the client\'s going away are never retried and never count for the breaker', async (t) => {
+  const { clock, pool, dispatcher, send } = layer('x:circuit-breaker.threshold="1" x:retry.base-delay="10"')
   send().controller!.abort(new Error('client gone'))
-  pool.sent[0]!.start()
+  const queueTimedOut = send()
+  pool.sent[1]!.fail('FST_HTTP_POOLS_QUEUE_TIMEOUT')
+  const uploadFailed = send()
+  pool.sent[2]!.fail('FST_HTTP_POOLS_CLIENT_ABORT')
+  clock.advance(1000)
+  t.equal(queueTimedOut.code, 'FST_HTTP_POOLS_QUEUE_TIMEOUT')
+  t.equal(uploadFailed.code, 'FST_HTTP_POOLS_CLIENT_ABORT')
+  t.equal(pool.sent.length, 3, 'none retried')
+  t.equal(dispatcher.breaker!.open, 0, 'the circuit is still closed')
   send()
-  t.equal(pool.sent.length, 2, 'still closed after a client abort')
+  t.equal(pool.sent.length, 4, 'and lets the next request through')
 })
 
 t.test('close waits for an exchange between attempts, which finishes on this dispatcher; new requests are refused', async (t) => {
