@@ -111,7 +111,5 @@ export async function send (dispatcher: Dispatcher, url: string, options: SendOp
   return { statusCode: res.statusCode, headers: res.headers, text, bodyError, json: () => JSON.parse(text ?? ''), elapsed }
 }
 
-}
-
 /** performance.now() ms since `start`. */
 export const since = (start: number): number => performance.now() - start
