@@ -14,7 +14,7 @@ const RESET = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'
 const SOCKET_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 // OpenSSL's verification failures that do not say CERT in their code.
 const TLS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'HOSTNAME_MISMATCH'])
-const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
+const BAD_RESPONSE = new Set(['FST_HTTP_POOLS_RESPONSE_LIMIT', 'FST_HTTP_POOLS_BAD_RESPONSE', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE'])
 
 function rootCause (err: unknown): { code?: string, message?: string, name?: string, retryAfter?: number } {
   let e = err as { code?: string, message?: string, name?: string, cause?: unknown, retryAfter?: number } | undefined

@@ -7,12 +7,15 @@ import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
 import { toUpstreamError } from './errors.js'
+import { forward, forwarded, type ForwardedResponse } from './exchange.js'
 import { routeMeta } from './routes.js'
 
 export interface ForwardTarget {
   settings: PoolSettings
   dispatcher: Dispatcher
   forwardCache: ResponseCache
+  /** Forwarded requests whose client went away before the response was complete. */
+  clientAborts: number
 }
 
 export interface ForwardOptions {
@@ -25,8 +28,8 @@ export interface ForwardOptions {
 
 const kOrigin = Symbol('fastify-http-pools.origin')
 
-/** The exchange that reply-from is about to start: which pool, and the cache key if the route coalesces. */
-interface Hop { dispatcher: Dispatcher, cache?: ResponseCache, key?: string }
+/** The exchange that reply-from is about to start: which pool, for which reply, and the cache key if the route coalesces. */
+interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string }
 
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
@@ -46,24 +49,27 @@ const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'retryMethods',
 export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions): void {
   let next: Hop | undefined
   const router = {
-    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data?: Dispatcher.ResponseData) => void) {
-      const hop = next ?? { dispatcher: options.targetFor(undefined).dispatcher }
+    request (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, data?: ForwardedResponse) => void) {
+      const hop = next ?? { target: options.targetFor(undefined) }
       next = undefined
       const origin = String(opts.origin)
       // The failure's log line names the upstream: reply-from does not pass the request on to onError.
-      const done = (err: Error | null, res?: Dispatcher.ResponseData): void => {
+      const done = (err: Error | null, res?: ForwardedResponse): void => {
         if (err !== null) Object.defineProperty(err, kOrigin, { value: origin })
         callback(err, res)
       }
+      const { target, reply } = hop
       if (hop.cache === undefined) {
-        hop.dispatcher.request(opts, done)
+        const exchange = forward(target.dispatcher, opts, done, reply === undefined ? undefined : clientAborted(target, reply))
+        if (reply !== undefined) exchange.watch(reply.raw)
         return
       }
+      // A shared exchange runs for every waiter: one client leaving does not cancel it.
       const fetch = async () => {
-        const res = await hop.dispatcher.request(opts)
-        return await buffer(res, options.maxBodyBytes, shareable(res.headers))
+        const res = await forwarded(target.dispatcher, opts)
+        return await buffer(res as unknown as Dispatcher.ResponseData, options.maxBodyBytes, shareable(res.headers))
       }
-      hop.cache.run(hop.key!, fetch, materialize).then((res) => done(null, res), (err: Error) => done(err))
+      hop.cache.run(hop.key!, fetch, materialize).then((res) => done(null, res as unknown as ForwardedResponse), (err: Error) => done(err))
     }
   }
   const userOptions = { ...options.replyFrom }
@@ -108,8 +114,8 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
       retriesCount: undefined
     }
     next = cacheKey === undefined
-      ? { dispatcher: target.dispatcher }
-      : { dispatcher: target.dispatcher, cache: target.forwardCache, key: cacheKey }
+      ? { target, reply: this }
+      : { target, cache: target.forwardCache, key: cacheKey }
     try {
       return from.call(this, source, opts)
     } finally {
@@ -137,6 +143,12 @@ function shareable (headers: IncomingHttpHeaders): boolean {
   if (headers['set-cookie'] !== undefined) return false
   if (/(^|,)\s*\*\s*(,|$)/.test(String(headers.vary ?? ''))) return false
   return !/(^|[\s,])(private|no-store)\b/i.test(String(headers['cache-control'] ?? ''))
+}
+
+/** Counts a client that left before its response was complete, and says so at debug level with nginx's 499. */
+const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void => {
+  target.clientAborts++
+  reply.log.debug({ pool: target.settings.id, statusCode: 499, url: reply.request.url }, 'client closed the request before the response was complete')
 }
 
 const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {

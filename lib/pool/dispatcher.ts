@@ -6,7 +6,7 @@ import type { Clock } from '../time/clock.js'
 import { ClosableDispatcher } from './closable.js'
 import { Exchanges, type ExchangeCounters } from './exchange.js'
 import { OriginPools, type PoolStats } from './origins.js'
-import { responseLimits } from './response-limits.js'
+import { responseChecks } from './response-checks.js'
 import { poolRequestOptions } from './static-headers.js'
 
 export type { PoolStats } from './origins.js'
@@ -34,11 +34,12 @@ export class PoolDispatcher extends ClosableDispatcher {
       // An HTTP/2 connection carries up to undici's 100 concurrent streams.
       perOrigin: settings['http.conn-manager.max-per-route'] * (settings.http2 ? H2_STREAMS : 1),
       total: settings['http.conn-manager.max-total'] * (settings.http2 ? H2_STREAMS : 1),
-      queueTimeout: settings['queue.timeout']
+      queueTimeout: settings['queue.timeout'],
+      socketTimeout: settings['http.socket.timeout']
     }, options.clock)
-    // A response that breaks a limit fails its exchange below the exchange's own count.
+    // A response that fails a check fails its exchange below the exchange's own count.
     this.chain = composeDispatch(this.sockets, [
-      responseLimits(settings['http.connection.max-header-count'], settings['http.connection.max-line-length']),
+      responseChecks(settings['http.connection.max-header-count'], settings['http.connection.max-line-length']),
       this.exchanges.interceptor,
       poolRequestOptions(settings)
     ])

@@ -9,6 +9,15 @@ export class ResponseLimitError extends errors.UndiciError {
   }
 }
 
+/** A response that is not HTTP as the pool accepts it (a status outside 100-599). */
+export class BadResponseError extends Error {
+  readonly code = 'FST_HTTP_POOLS_BAD_RESPONSE'
+  constructor (message: string) {
+    super(message)
+    this.name = 'BadResponseError'
+  }
+}
+
 /**
  * The gateway's client went away (disconnected, or its upload failed) before
  * the exchange ended: not an upstream failure, so never retried, never counted

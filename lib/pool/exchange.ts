@@ -1,13 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import { errors, type Dispatcher } from 'undici'
 import type { Controller, Dispatch, Handler, Interceptor } from '../handler/decorator.js'
 import { systemClock, type Clock, type Timer } from '../time/clock.js'
 import { ClientAbortError, queueTimeout } from './errors.js'
 
 export interface ExchangeCounters { requests: number, errors: number, queueTimeouts: number }
 
-/** How many exchanges a pool sends at once, and how long one may wait for room. */
+/** How many exchanges a pool sends at once, and how long one may wait. */
 export interface Capacity {
   /** Exchanges at once per origin: max-per-route connections, one exchange each (HTTP/1.1). */
   perOrigin: number
@@ -15,6 +15,8 @@ export interface Capacity {
   total: number
   /** `x:queue.timeout`: ms a request may wait for room; 0 = no limit. */
   queueTimeout: number
+  /** `http.socket.timeout`: ms from the request's start to its final response headers, 1xx or not; 0 = none. */
+  socketTimeout: number
 }
 
 /**
@@ -140,6 +142,8 @@ class PoolExchange implements Handler, Controller {
   private abortReason: Error | null = null
   private upload: Error | undefined
   private socket: Controller | undefined
+  private startedAt = 0
+  private informational: Timer | undefined
 
   constructor (private readonly exchanges: Exchanges, private readonly dispatch: Dispatch,
     private readonly opts: Dispatcher.DispatchOptions, private readonly inner: Handler) {
@@ -197,6 +201,7 @@ class PoolExchange implements Handler, Controller {
     this.socket = controller
     if (this.abortReason !== null) controller.abort(this.abortReason)
     else if (this.isPaused) controller.pause()
+    if (this.exchanges.capacity.socketTimeout > 0) this.startedAt = this.exchanges.clock.now()
   }
 
   onRequestUpgrade (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
@@ -204,8 +209,24 @@ class PoolExchange implements Handler, Controller {
     this.inner.onRequestUpgrade?.(this, statusCode, headers, socket)
   }
 
-  onResponseStart (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+  onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (statusCode < 200) this.boundInformational(controller)
+    else this.exchanges.clock.clearTimeout(this.informational)
     this.inner.onResponseStart?.(this, statusCode, headers, statusMessage)
+  }
+
+  /**
+   * undici restarts its headers timeout on every informational response, so an
+   * upstream that sends 103s forever would hold the connection for good: the
+   * first one arms a timer for what is left of http.socket.timeout.
+   */
+  private boundInformational (controller: Controller): void {
+    const { socketTimeout } = this.exchanges.capacity
+    if (socketTimeout <= 0 || this.informational !== undefined) return
+    const { clock } = this.exchanges
+    this.informational = clock.setTimeout(() => {
+      controller.abort(new errors.HeadersTimeoutError(`no final response within http.socket.timeout (${socketTimeout} ms); informational responses do not extend it`))
+    }, Math.max(0, this.startedAt + socketTimeout - clock.now()))
   }
 
   onResponseData (_controller: Controller, chunk: Buffer): void {
@@ -227,6 +248,7 @@ class PoolExchange implements Handler, Controller {
   private end (failed: boolean): void {
     if (this.ended) return
     this.ended = true
+    this.exchanges.clock.clearTimeout(this.informational)
     if (isStream(this.opts.body)) this.opts.body.removeListener('error', this.onUploadError)
     if (this.sent) this.exchanges.end(this.origin, failed)
   }

@@ -61,10 +61,13 @@ export class HttpProxy {
         return
       }
       let done = false
+      // Whichever socket the tunnel has got to: a timeout closes it, so none outlives its connect.
+      let open: Socket | undefined
       const finish = (err: Error | null, socket: Socket | null): void => {
         if (done) return
         done = true
         clearTimeout(timer)
+        if (err !== null) open?.destroy()
         callback(err, socket)
       }
       const timer = timeout > 0
@@ -73,6 +76,7 @@ export class HttpProxy {
       toProxy({ ...proxyOrigin }, (err, raw) => {
         if (err || !raw) return finish(err, null)
         if (done) { raw.destroy(); return }
+        open = raw
         const authority = `${o.hostname.includes(':') ? `[${o.hostname}]` : o.hostname}:${o.port || 443}`
         const head = [`CONNECT ${authority} HTTP/1.1`, `host: ${authority}`, ...Object.entries(this.authorization).map(([k, v]) => `${k}: ${v}`)]
         raw.write(head.join('\r\n') + '\r\n\r\n')
@@ -83,6 +87,7 @@ export class HttpProxy {
           }
           const servername = o.servername ?? (isIP(o.hostname) ? undefined : o.hostname)
           const secure = tlsConnect({ ...tls, socket: raw, ...(servername ? { servername } : {}) })
+          open = secure
           secure.once('secureConnect', () => finish(null, secure))
           secure.once('error', (e) => { secure.destroy(); finish(e, null) })
         })

@@ -16,6 +16,8 @@ export interface PoolEntry {
   clientCache: ResponseCache
   /** Forwarded routes' `cacheKey`s: kept apart from the callers' keys. */
   forwardCache: ResponseCache
+  /** Forwarded requests whose client went away before the response was complete. */
+  clientAborts: number
 }
 
 /**
@@ -25,6 +27,7 @@ export interface PoolEntry {
  */
 export interface PoolCounters extends ResilienceCounters, ExchangeCounters {
   openCircuits: number
+  clientAborts: number
   cacheHits: number
   cacheCoalesced: number
   cacheMisses: number
@@ -111,7 +114,7 @@ export class PoolRegistry {
   stats (): RegistryStats {
     const out: RegistryStats = {}
     const lastReloadError = this.lastReloadError?.message ?? null
-    for (const [id, { dispatcher, clientCache, forwardCache }] of this.entries) {
+    for (const [id, { dispatcher, clientCache, forwardCache, clientAborts }] of this.entries) {
       const caches = [clientCache, forwardCache]
       const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
       out[id] = {
@@ -119,6 +122,7 @@ export class PoolRegistry {
         ...dispatcher.pool.counters,
         ...dispatcher.counters,
         openCircuits: dispatcher.breaker?.open ?? 0,
+        clientAborts,
         cacheHits: sum((c) => c.counters.hits),
         cacheCoalesced: sum((c) => c.counters.coalesced),
         cacheMisses: sum((c) => c.counters.misses),
@@ -184,7 +188,8 @@ export class PoolRegistry {
           settings,
           dispatcher: buildDispatcher(settings, this.ctx),
           clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
-          forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits)
+          forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits),
+          clientAborts: 0
         }
         fresh.push(entry)
         built.set(settings.id, entry)

@@ -26,6 +26,9 @@ export interface Layer {
   ended: (exchange: Exchange) => void
 }
 
+// SPEC "Broken responses end": how much of a response discarded for a retry is read.
+const DISCARD_BYTES = 64 * 1024
+
 const isReplayable = (body: unknown): boolean =>
   body == null || typeof body === 'string' || body instanceof Uint8Array
 
@@ -202,6 +205,8 @@ class Attempt implements Handler {
   controller: Controller | undefined
   private cancelled: Error | undefined
   private retryDelay: number | undefined
+  private discarded = 0
+  private discardTimer: Timer | undefined
 
   constructor (private readonly ex: Exchange) {}
 
@@ -221,24 +226,48 @@ class Attempt implements Handler {
     // Informational responses pass on; only the final status decides a retry.
     if (statusCode >= 200) {
       this.retryDelay = this.ex.onStatus(statusCode, headers)
-      // A discarded response is read to its end so its connection is reused, not leaked.
-      if (this.retryDelay !== undefined) return
+      if (this.retryDelay !== undefined) {
+        this.boundDiscard()
+        return
+      }
     }
     this.ex.inner.onResponseStart?.(this.ex, statusCode, headers, statusMessage)
   }
 
+  /**
+   * A discarded response is read to its end so its connection is reused, but
+   * for at most DISCARD_BYTES or http.socket.timeout: past either, its
+   * connection is closed (aborting it ends the attempt, and the retry goes on).
+   */
+  private boundDiscard (): void {
+    const ms = this.ex.layer.settings['http.socket.timeout']
+    if (ms > 0) this.discardTimer = this.ex.layer.clock.setTimeout(() => { this.stopDiscarding('took longer than http.socket.timeout') }, ms)
+  }
+
+  private stopDiscarding (why: string): void {
+    this.ex.layer.clock.clearTimeout(this.discardTimer)
+    this.controller?.abort(new errors.InformationalError(`a response discarded for a retry ${why}`))
+  }
+
   onResponseData (_controller: Controller, chunk: Buffer): void {
-    if (this.retryDelay !== undefined || !this.ex.isCurrent(this)) return
-    this.ex.inner.onResponseData?.(this.ex, chunk)
+    if (!this.ex.isCurrent(this)) return
+    if (this.retryDelay === undefined) {
+      this.ex.inner.onResponseData?.(this.ex, chunk)
+      return
+    }
+    this.discarded += chunk.length
+    if (this.discarded > DISCARD_BYTES) this.stopDiscarding(`is over ${DISCARD_BYTES} bytes`)
   }
 
   onResponseEnd (_controller: Controller, trailers: IncomingHttpHeaders): void {
+    this.ex.layer.clock.clearTimeout(this.discardTimer)
     if (!this.ex.isCurrent(this)) return
     if (this.retryDelay !== undefined) this.ex.scheduleRetry(this.retryDelay)
     else this.ex.complete(trailers)
   }
 
   onResponseError (_controller: Controller, err: Error): void {
+    this.ex.layer.clock.clearTimeout(this.discardTimer)
     if (!this.ex.isCurrent(this)) return
     if (this.retryDelay !== undefined) this.ex.scheduleRetry(this.retryDelay)
     else this.ex.onFailure(err)

@@ -37,11 +37,20 @@ export type { Teardown } from './tap.js'
  *   reusing a keep-alive connection that the server is closing. The killed request counts as
  *   an attempt (`killed: true`) but takes no behaviour of the sequence.
  * - `hang`: the request is read and never answered.
+ * - `headers-then-stall`: 200 with `content-length: 100` and no byte of body (the socket stays open).
+ * - `headers-then-close`: 200 with `content-length: 100`, then the socket closes before any body.
+ * - `bad-chunk`: 200, `transfer-encoding: chunked`, then a chunk size that is not hex.
+ * - `early-hints-forever`: a `103 Early Hints` every 300 ms, never a final response.
+ * - `status-600`: `HTTP/1.1 600`, `content-length: 100`, 10 bytes of body, then nothing.
+ * - `503-endless-body`: 503 with a chunked body that never ends (a small chunk every 50 ms).
+ * - `503-huge-body`: 503 with a chunked body that never ends (16 KiB chunks as fast as they go).
  */
 export type Fault =
   | 'ok' | 'reset-before-headers' | 'close-mid-headers' | 'close-mid-body' | 'slow-headers' | 'stall-body'
   | 'bad-status-line' | 'too-many-headers' | 'long-header-line' | 'oversized-headers'
   | '503-retry-after-1' | '429-http-date' | 'keepalive-race' | 'hang'
+  | 'headers-then-stall' | 'headers-then-close' | 'bad-chunk' | 'early-hints-forever' | 'status-600'
+  | '503-endless-body' | '503-huge-body'
 
 /** A well-formed answer: `status` with `headers` and `body` (content-length is added), once `until` (if given) settles. */
 export interface Reply {
@@ -78,6 +87,8 @@ export interface FaultServer {
   origin: string
   /** TCP connections accepted so far. */
   readonly connections: number
+  /** Of those, the ones closed so far. */
+  readonly closedConnections: number
   /** Every request (attempt) received so far, in order. */
   readonly arrivals: readonly Arrival[]
   /** How many requests arrived. */
@@ -206,9 +217,15 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
   const waiters: Array<{ n: number, resolve: () => void }> = []
   let sequence: Behaviour[] = ['ok']
   let connections = 0
+  let closedConnections = 0
 
   const later = (ms: number, fn: () => void): void => {
     const timer = setTimeout(() => { timers.delete(timer); fn() }, ms)
+    timers.add(timer)
+  }
+  /** `fn` every `ms` while `socket` is open. */
+  const every = (socket: Socket, ms: number, fn: () => void): void => {
+    const timer = setInterval(() => { if (socket.destroyed) { clearInterval(timer); timers.delete(timer) } else fn() }, ms)
     timers.add(timer)
   }
 
@@ -259,13 +276,29 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
         break
       case 'hang':
         break
+      case 'headers-then-stall': return write(head(200, 'OK', [['content-length', '100']]))
+      case 'headers-then-close': socket.end(head(200, 'OK', [['content-length', '100']]), () => socket.destroy()); return
+      case 'bad-chunk': return write(head(200, 'OK', [['transfer-encoding', 'chunked']]) + 'zz\r\n')
+      case 'early-hints-forever': return every(socket, 300, () => write('HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n'))
+      case 'status-600': return write(head(600, 'Weird', [['content-length', '100']]) + 'x'.repeat(10))
+      case '503-endless-body':
+        write(head(503, 'Service Unavailable', [['transfer-encoding', 'chunked']]))
+        return every(socket, 50, () => write('1\r\na\r\n'))
+      case '503-huge-body': {
+        write(head(503, 'Service Unavailable', [['transfer-encoding', 'chunked']]))
+        const chunk = `4000\r\n${'b'.repeat(0x4000)}\r\n`
+        return every(socket, 1, () => write(chunk))
+      }
     }
   }
 
   const server: Server = createServer((socket) => {
     const conn = ++connections
     sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
+    socket.on('close', () => {
+      sockets.delete(socket)
+      closedConnections++
+    })
     socket.on('error', () => {})
     let armed = false
     readRequests(socket, () => {
@@ -286,7 +319,7 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      for (const timer of timers) clearTimeout(timer)
+      for (const timer of timers) clearInterval(timer)
       timers.clear()
       for (const s of sockets) s.destroy()
       await new Promise((resolve) => server.close(resolve))
@@ -299,6 +332,7 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
     port,
     origin: `http://127.0.0.1:${port}`,
     get connections () { return connections },
+    get closedConnections () { return closedConnections },
     arrivals,
     get count () { return arrivals.length },
     serve: (...s) => {

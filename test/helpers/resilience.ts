@@ -41,7 +41,7 @@ export interface Gateway {
   app: FastifyInstance
   /** `http://127.0.0.1:PORT` */
   url: string
-  /** Every log line the gateway wrote (warn and above), parsed. */
+  /** Every log line the gateway wrote (warn and above, or from `logLevel` on), parsed. */
   logs: LogLine[]
   /**
    * Sends `method` to the route of `poolId`, which forwards to `target` (a full
@@ -61,9 +61,9 @@ export interface Gateway {
  * `application/octet-stream` bodies reach the handler as the request stream,
  * so reply-from forwards them as a stream.
  */
-export async function gateway (t: Teardown, xml: string): Promise<Gateway> {
+export async function gateway (t: Teardown, xml: string, logLevel = 'warn'): Promise<Gateway> {
   const logs = logCapture()
-  const app = Fastify({ logger: { level: 'warn', stream: logs.stream } })
+  const app = Fastify({ logger: { level: logLevel, stream: logs.stream } })
   t.teardown(async () => { await app.close() })
   await app.register(plugin, { xml })
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload) })

@@ -7,8 +7,9 @@
 // request to the same upstream, now healthy, succeeds.
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
-import { blackHole, faultServer, refusedPort, type Behaviour } from '../helpers/fault-server.js'
-import { config, gateway, pool, since, WARN, type Gateway, type Sent, type Tap } from '../helpers/resilience.js'
+import { blackHole, faultServer, refusedPort, type Behaviour, type FaultServer } from '../helpers/fault-server.js'
+import { openFds } from '../helpers/fds.js'
+import { config, eventually, gateway, pool, since, WARN, type Gateway, type Sent, type Tap } from '../helpers/resilience.js'
 
 // undici runs connect, headers and body timeouts on its coarse "fast timers"
 // (a tick of about half a second), so these fire after roughly 0.5 to 1 s.
@@ -35,6 +36,8 @@ interface Upstream {
   times: () => number[]
   /** Makes the same origin healthy: it answers 200 `ok <n>` from now on. */
   heal: () => Promise<void>
+  /** Closes every listener and connection it opened. */
+  close: () => Promise<void>
 }
 
 type Setup = (t: Tap) => Promise<Upstream>
@@ -67,30 +70,37 @@ interface Row {
 const faulty = (...sequence: Behaviour[]): Setup => async (t) => {
   const s = await faultServer(t)
   s.serve(...sequence)
-  return { url: `${s.origin}/item`, arrivals: () => s.count, times: () => s.arrivals.map((a) => a.at), heal: async () => { s.serve('ok') } }
+  return { url: `${s.origin}/item`, arrivals: () => s.count, times: () => s.arrivals.map((a) => a.at), heal: async () => { s.serve('ok') }, close: s.close }
 }
 
 /** A closed port; healed by starting a fault server on that very port. */
 const refused: Setup = async (t) => {
   const port = await refusedPort()
+  let healed: FaultServer | undefined
   return {
     url: `http://127.0.0.1:${port}/item`,
     arrivals: () => undefined,
     times: () => [],
-    heal: async () => { await faultServer(t, { port }) }
+    heal: async () => { healed = await faultServer(t, { port }) },
+    close: async () => { await healed?.close() }
   }
 }
 
 /** A listener that never accepts; healed by closing it and listening on its port. */
 const unreachable: Setup = async (t) => {
   const hole = await blackHole(t)
+  let healed: FaultServer | undefined
   return {
     url: `${hole.origin}/item`,
     arrivals: () => undefined,
     times: () => [],
     heal: async () => {
       await hole.close()
-      await faultServer(t, { port: hole.port })
+      healed = await faultServer(t, { port: hole.port })
+    },
+    close: async () => {
+      await hole.close()
+      await healed?.close()
     }
   }
 }
@@ -200,6 +210,63 @@ const ROWS: Row[] = [
     waited: [800, 5000],
     why: '429 is in x:retry.statuses; the date (1 to 2 s ahead) replaces the backoff'
   },
+  // SPEC "Every exchange ends" (issue 13): failures after the headers but
+  // before a body byte, informational responses that never end, broken
+  // statuses, discarded bodies that never end.
+  {
+    name: 'headers, then the body never starts',
+    upstream: faulty('headers-then-stall'),
+    status: 504,
+    code: 'FST_HTTP_POOLS_SOCKET_TIMEOUT',
+    attempts: 1,
+    why: 'no byte had gone to the client, so the status still says what failed; the response had started: not retried'
+  },
+  {
+    name: 'headers, then the connection closes',
+    upstream: faulty('headers-then-close'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_UPSTREAM_RESET',
+    attempts: 1,
+    why: 'no byte had gone to the client: a reset; the response had started: not retried'
+  },
+  {
+    name: 'headers, then a malformed chunk size',
+    upstream: faulty('bad-chunk'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    attempts: 1,
+    why: 'no byte had gone to the client: bad framing; not retried'
+  },
+  {
+    name: '103 Early Hints every 300 ms, never a final response',
+    upstream: faulty('early-hints-forever'),
+    status: 504,
+    code: 'FST_HTTP_POOLS_SOCKET_TIMEOUT',
+    attempts: 3,
+    why: 'informational responses do not extend http.socket.timeout; a socket timeout is retried for GET'
+  },
+  {
+    name: 'a status outside 100-599',
+    upstream: faulty('status-600'),
+    status: 502,
+    code: 'FST_HTTP_POOLS_BAD_RESPONSE',
+    attempts: 1,
+    why: 'a malformed response: its connection is closed, not retried'
+  },
+  {
+    name: 'a retryable 503 whose body never ends (slowly), then 200',
+    upstream: faulty('503-endless-body', 'ok'),
+    status: 200,
+    attempts: 2,
+    why: 'the discarded 503 is read for at most http.socket.timeout, then its connection closes and the retry goes on'
+  },
+  {
+    name: 'a retryable 503 whose body never ends (fast), then 200',
+    upstream: faulty('503-huge-body', 'ok'),
+    status: 200,
+    attempts: 2,
+    why: 'the discarded 503 is read for at most 64 KiB, then its connection closes and the retry goes on'
+  },
   {
     name: 'keep-alive race: the reused idle connection is closed as the request arrives',
     upstream: faulty('keepalive-race', 'ok'),
@@ -243,6 +310,7 @@ function assertError (t: Tap, gw: Gateway, res: Sent, row: Row, origin: string):
 
 for (const row of ROWS) {
   t.test(`${row.name}: ${row.status}, ${row.attempts} attempt(s)`, async (t) => {
+    const fds = openFds()
     const up = await row.upstream(t)
     const origin = new URL(up.url).origin
     const gw = await gateway(t, XML)
@@ -286,6 +354,11 @@ for (const row of ROWS) {
     t.match(next.text, /^ok \d+$/)
     t.ok(since(start) < 2000, `promptly (${Math.round(since(start))} ms)`)
     const end = await gw.settled('default')
-    t.equal(end.running + end.pending, 0, 'and leaves nothing running or pending')
+    t.equal(end.running + end.pending + end.queued, 0, 'and leaves nothing running, pending or queued')
+
+    // Every socket the exchange touched is accounted for: gateway and upstream gone, the fds are as before.
+    await gw.app.close()
+    await up.close()
+    t.ok(await eventually(() => openFds() <= fds, 2000), `the process's open file descriptors return to ${fds} (${openFds()})`)
   })
 }

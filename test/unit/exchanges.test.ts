@@ -13,7 +13,7 @@ interface Sent { opts: Dispatcher.DispatchOptions, handler: Handler, controller:
 
 function pool (capacity: Partial<Capacity> = {}) {
   const clock = new ManualClock()
-  const exchanges = new Exchanges({ perOrigin: 1, total: 2, queueTimeout: 0, ...capacity }, clock)
+  const exchanges = new Exchanges({ perOrigin: 1, total: 2, queueTimeout: 0, socketTimeout: 0, ...capacity }, clock)
   const sent: Sent[] = []
   const dispatch = exchanges.interceptor((opts, handler) => {
     const controller = {

@@ -1,27 +1,29 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { HandlerDecorator, type Controller, type Handler, type Interceptor } from '../handler/decorator.js'
-import { ResponseLimitError } from './errors.js'
+import { BadResponseError, ResponseLimitError } from './errors.js'
 
 // "HTTP/1.1 200 " before the reason phrase.
 const STATUS_PREFIX = 13
 
 /**
- * `http.connection.max-header-count` and `max-line-length`, which undici
- * lacks: a response that breaks one is aborted (its connection closed) before
- * the layers above see any of it. 0 turns a check off; null when both are off.
+ * What undici does not check of a response: a status outside 100-599, and
+ * `http.connection.max-header-count` and `max-line-length` (0 turns a limit
+ * off). A response that fails one is aborted (its connection closed) before
+ * the layers above see any of it.
  */
-export function responseLimits (maxCount: number, maxLine: number): Interceptor | null {
-  if (maxCount <= 0 && maxLine <= 0) return null
-  return (dispatch) => (opts, handler) => dispatch(opts, new LimitedResponse(handler, maxCount, maxLine))
+export function responseChecks (maxCount: number, maxLine: number): Interceptor {
+  return (dispatch) => (opts, handler) => dispatch(opts, new CheckedResponse(handler, maxCount, maxLine))
 }
 
-class LimitedResponse extends HandlerDecorator {
+class CheckedResponse extends HandlerDecorator {
   constructor (inner: Handler, private readonly maxCount: number, private readonly maxLine: number) {
     super(inner)
   }
 
   override onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    const err = this.check(headers, statusMessage ?? '')
+    const err = statusCode < 100 || statusCode > 599
+      ? new BadResponseError(`response status ${statusCode} is outside 100-599`)
+      : this.check(headers, statusMessage ?? '')
     if (err !== undefined) {
       controller.abort(err)
       return
@@ -29,7 +31,7 @@ class LimitedResponse extends HandlerDecorator {
     super.onResponseStart(controller, statusCode, headers, statusMessage)
   }
 
-  private check (headers: IncomingHttpHeaders, statusMessage: string): ResponseLimitError | undefined {
+  private check (headers: IncomingHttpHeaders, statusMessage: string): Error | undefined {
     const { maxCount, maxLine } = this
     // undici joins repeated fields into an array, and decodes values as latin1: one character per byte.
     let count = 0
