@@ -289,21 +289,10 @@ function iso (d: Date): string {
 
 /**
  * What Node trusts by default. `ca` replaces that set, so the keystore's
- * entries are added to it: Node's bundled roots, plus NODE_EXTRA_CA_CERTS
- * (or tls.getCACertificates('default') where Node has it, 22.15+).
+ * entries are added to it: Node's bundled roots, plus the certificates of
+ * NODE_EXTRA_CA_CERTS (read once, when the process starts) and the system
+ * store under --use-system-ca.
  */
 export function defaultCaCertificates (): string[] {
-  const get = (tls as { getCACertificates?: (type?: string) => string[] }).getCACertificates
-  if (typeof get === 'function') return [...get('default')]
-  const out = [...tls.rootCertificates]
-  const extra = process.env['NODE_EXTRA_CA_CERTS']
-  if (extra !== undefined && extra !== '') {
-    try {
-      const text = readFileSync(extra, 'latin1')
-      for (const m of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) out.push(m[0] + '\n')
-    } catch {
-      // Node itself warned about the file at startup.
-    }
-  }
-  return out
+  return [...tls.getCACertificates('default')]
 }

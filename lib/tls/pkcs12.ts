@@ -278,7 +278,7 @@ function verifyMac (macData: Asn1, authSafe: Buffer, password: string): void {
     }
   })
   if (alg.oid === OID.pbmac1) {
-    throw new StoreError('unsupported', 'this PKCS#12 file\'s integrity MAC is PBMAC1 (RFC 9579), which is not supported (nor by the OpenSSL in Node 20); re-export it with the default MAC: openssl pkcs12 -export')
+    throw new StoreError('unsupported', 'this PKCS#12 file\'s integrity MAC is PBMAC1 (RFC 9579), which is not supported; re-export it with the default MAC: openssl pkcs12 -export')
   }
   const d = DIGESTS[alg.oid]
   if (d === undefined) throw new StoreError('unsupported', `this PKCS#12 file's integrity MAC uses algorithm ${alg.oid}, which is not supported`)

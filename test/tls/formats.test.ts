@@ -1,5 +1,6 @@
 // Every keystore and truststore fixture loads into the TLS options it should:
 // the right key, the chain leaf first, and the right set of trusted CAs.
+import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
@@ -80,21 +81,39 @@ t.test('keystores in the other formats and variants', async (t) => {
   }
 })
 
+/**
+ * defaultCaCertificates() and the ca a keystore with one trusted entry (client.jks)
+ * gets, as SHA-256 fingerprints, in a new process started with this
+ * NODE_EXTRA_CA_CERTS: Node reads the variable once, at startup.
+ */
+function inNewProcess (extraCaCerts: string | undefined): { defaults: string[], keystoreCa: string[], stderr: string } {
+  const env = { ...process.env }
+  delete env['NODE_EXTRA_CA_CERTS']
+  if (extraCaCerts !== undefined) env['NODE_EXTRA_CA_CERTS'] = extraCaCerts
+  const script = `
+    const { defaultCaCertificates } = require(${JSON.stringify(join(__dirname, '..', '..', 'lib', 'tls', 'index.ts'))})
+    const { fingerprints, keystore, load } = require(${JSON.stringify(join(__dirname, 'helpers.ts'))})
+    process.stdout.write(JSON.stringify({
+      defaults: fingerprints(defaultCaCertificates()),
+      keystoreCa: fingerprints(load(keystore('client.jks', 'password', 'keypass')).ca)
+    }))`
+  // process.execArgv: the loaders this test runs with, so the child can load TypeScript.
+  const r = spawnSync(process.execPath, [...process.execArgv, '-e', script], { encoding: 'utf8', env })
+  if (r.status !== 0) throw new Error(`child exited ${String(r.status ?? r.signal)}: ${r.stderr}`)
+  return { ...JSON.parse(r.stdout) as { defaults: string[], keystoreCa: string[] }, stderr: r.stderr }
+}
+
 t.test('Node\'s default CAs: the bundled roots, then NODE_EXTRA_CA_CERTS when set', async (t) => {
-  const saved = process.env['NODE_EXTRA_CA_CERTS']
-  t.teardown(() => {
-    if (saved === undefined) delete process.env['NODE_EXTRA_CA_CERTS']
-    else process.env['NODE_EXTRA_CA_CERTS'] = saved
-  })
-  delete process.env['NODE_EXTRA_CA_CERTS']
-  t.strictSame(fingerprints(defaultCaCertificates()), ROOTS)
-  const m = load(keystore('client.jks', 'password', 'keypass'))
-  t.strictSame(fingerprints(m.ca), [...ROOTS, ...CA], 'without extras: exactly tls.rootCertificates plus the keystore\'s "ca" entry')
-  process.env['NODE_EXTRA_CA_CERTS'] = join(SHARED, 'other-ca.pem')
-  t.strictSame(fingerprints(defaultCaCertificates()), [...ROOTS, ...OTHER_CA])
-  t.strictSame(fingerprints(load(keystore('client.jks', 'password', 'keypass')).ca), [...ROOTS, ...OTHER_CA, ...CA])
-  process.env['NODE_EXTRA_CA_CERTS'] = join(SHARED, 'missing.pem')
-  t.strictSame(fingerprints(defaultCaCertificates()), ROOTS, 'an unreadable extra file is skipped (Node warned at startup)')
+  const plain = inNewProcess(undefined)
+  t.strictSame(plain.defaults, ROOTS, 'without NODE_EXTRA_CA_CERTS: exactly tls.rootCertificates')
+  t.strictSame(plain.keystoreCa, [...ROOTS, ...CA], 'without extras: exactly tls.rootCertificates plus the keystore\'s "ca" entry')
+  const extra = inNewProcess(join(SHARED, 'other-ca.pem'))
+  t.strictSame(extra.defaults, [...ROOTS, ...OTHER_CA])
+  t.strictSame(extra.keystoreCa, [...ROOTS, ...OTHER_CA, ...CA])
+  const missing = inNewProcess(join(SHARED, 'missing.pem'))
+  t.strictSame(missing.defaults, ROOTS, 'an unreadable extra file is skipped')
+  t.match(missing.stderr, /Ignoring extra certs from .*missing\.pem/, 'Node warned about it at startup')
+  t.strictSame(missing.keystoreCa, [...ROOTS, ...CA])
 })
 
 t.test('truststores: ca is exactly their certificates, Node roots are not added', async (t) => {
