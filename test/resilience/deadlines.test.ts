@@ -5,6 +5,8 @@ import t from 'tap'
 import { blackHole, faultServer } from '../helpers/fault-server.js'
 import { BOUND_MS, config, gateway, pool, type Tap } from '../helpers/resilience.js'
 import { performance } from 'node:perf_hooks'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 const QUEUE = 200
 const DEADLINE = 600
@@ -17,6 +19,12 @@ const XML = config(
   // A connect that cannot complete, slower than the queue timeout.
   pool('qc', { 'x:queue.timeout': QUEUE, 'http.connection.timeout': 1000, 'x:retry.max-attempts': 1 })
 )
+
+/** V8's garbage collector, for a heap measurement that counts only what is still held. */
+function collector (): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+}
 
 /** A promise and the function that settles it. */
 function gate (): { wait: Promise<void>, open: () => void } {
@@ -99,9 +107,30 @@ t.test('x:queue.timeout through pools.get(id).request(): rejects with FST_HTTP_P
   t.equal(up.count, 1)
 })
 
-// The queue timer of an attempt runs until undici calls onConnect, which it
-// does only when the request is written on an established socket: so
-// x:queue.timeout also bounds connecting.
+t.test('x:queue.timeout against a stuck origin: 1500 requests get their 503 and leave nothing behind', async (t) => {
+  const { gw, up, first, holding } = await holdOnlyConnection(t)
+  const gc = collector()
+  gc()
+  const heapBefore = process.memoryUsage().heapUsed
+  const N = 1500
+  const results = await Promise.all(Array.from({ length: N }, async () => await gw.app.pools.get('q')
+    .request(`${up.origin}/queued`, { signal: AbortSignal.timeout(BOUND_MS) }).then(() => 'sent', (e: { code?: string }) => e.code)))
+  t.equal(results.filter((c) => c === 'FST_HTTP_POOLS_QUEUE_TIMEOUT').length, N, 'every one timed out in the queue')
+  const s = gw.stats('q')
+  t.equal(s.pending, 0, 'none is left pending')
+  t.equal(s.queued, 0, 'none is left queued')
+  t.equal(s.queueTimeouts, N)
+  results.length = 0
+  gc()
+  const grown = process.memoryUsage().heapUsed - heapBefore
+  t.ok(grown < 4 * 1024 * 1024, `the heap keeps nothing of them (${Math.round(grown / 1024)} KiB)`)
+  first.open()
+  t.equal((await holding).statusCode, 200)
+  t.equal(up.count, 1, 'none was sent later')
+})
+
+// x:queue.timeout counts only the wait for room in the pool: a request that
+// has room is sent, and connecting is http.connection.timeout's business.
 
 t.test('x:queue.timeout does not cut a connect short: a connect that cannot complete is a connect timeout (504)', async (t) => {
   const gw = await gateway(t, XML)
