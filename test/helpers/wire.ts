@@ -117,7 +117,11 @@ export class ConnTracker extends EventEmitter {
 
   private up (): void {
     this.open++
-    this.maxOpen = Math.max(this.maxOpen, this.open)
+    // The peak is read once the events the kernel handed over with this accept are
+    // handled: a connection whose FIN was sent before this one's SYN but is read
+    // after its accept (the server is in the same process, same loop turn) was
+    // already closed, and does not count as open beside it.
+    setImmediate(() => { this.maxOpen = Math.max(this.maxOpen, this.open) })
     this.parent?.up()
     this.emit('change')
   }
