@@ -183,6 +183,17 @@ t.test('x:request.timeout bounds a single slow attempt too, and rejects request(
   t.equal(s.retries, 0)
 })
 
+t.test('x:request.timeout after the headers but before a body byte: 504 FST_HTTP_POOLS_REQUEST_TIMEOUT, not Fastify\'s 500', async (t) => {
+  const gw = await gateway(t, XML)
+  const up = await faultServer(t)
+  up.serve('headers-then-stall')
+  const res = await gw.forward('d', `${up.origin}/x`)
+  t.equal(res.statusCode, 504)
+  t.equal(res.json().code, 'FST_HTTP_POOLS_REQUEST_TIMEOUT')
+  t.ok(res.elapsed >= 0.9 * DEADLINE && res.elapsed < DEADLINE + 2000, `after about x:request.timeout (${Math.round(res.elapsed)} ms)`)
+  await gw.settled('d')
+})
+
 t.test('x:request.timeout: a retry that could not start before the deadline is not waited for', async (t) => {
   const gw = await gateway(t, XML)
   const up = await faultServer(t)
