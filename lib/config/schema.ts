@@ -36,6 +36,9 @@ export interface PoolSettings {
   readonly 'request.timeout': number
   readonly 'circuit-breaker.threshold': number
   readonly 'circuit-breaker.reset': number
+  readonly 'queue.max-pending': number
+  readonly 'retry.budget': number
+  readonly 'retry.min-concurrent': number
   readonly 'connection.max-lifetime': number
   readonly http2: boolean
   readonly 'tls.insecure': boolean
@@ -53,6 +56,10 @@ export interface AttributeSpec {
 }
 
 const int = (min: number) => (raw: string) => parseInt32(raw, min)
+const percent = (raw: string): Parsed<number> => {
+  const p = parseInt32(raw, 0)
+  return p.ok && p.value > 100 ? { ok: false, message: 'must be at most 100 (percent)' } : p
+}
 const str = (raw: string): Parsed<string> => ({ ok: true, value: raw })
 // The proxy is kept as written; parsing here only validates it.
 const proxy = (raw: string): Parsed<string> => {
@@ -95,6 +102,9 @@ export const ATTRIBUTES: readonly AttributeSpec[] = [
   ext('request.timeout', 0, int(0)),
   ext('circuit-breaker.threshold', 0, int(0)),
   ext('circuit-breaker.reset', 30000, int(1)),
+  ext('queue.max-pending', 1024, int(0)),
+  ext('retry.budget', 20, percent),
+  ext('retry.min-concurrent', 3, int(0)),
   ext('connection.max-lifetime', 0, int(0)),
   ext('http2', false, parseBoolean),
   ext('tls.insecure', false, parseBoolean)

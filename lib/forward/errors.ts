@@ -30,7 +30,7 @@ export function toUpstreamError (err: unknown): UpstreamError {
   const cause = rootCause(err)
   const code = cause.code ?? ''
   const detail = cause.message ?? String(err)
-  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT') return new UpstreamError(503, code, detail, { cause })
+  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT' || code === 'FST_HTTP_POOLS_QUEUE_FULL') return new UpstreamError(503, code, detail, { cause })
   if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return new UpstreamError(504, code, detail, { cause })
   if (code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') {
     const open = new UpstreamError(503, code, detail, { cause })

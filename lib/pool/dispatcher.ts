@@ -35,6 +35,7 @@ export class PoolDispatcher extends ClosableDispatcher {
       perOrigin: settings['http.conn-manager.max-per-route'] * (settings.http2 ? H2_STREAMS : 1),
       total: settings['http.conn-manager.max-total'] * (settings.http2 ? H2_STREAMS : 1),
       queueTimeout: settings['queue.timeout'],
+      maxPending: settings['queue.max-pending'],
       socketTimeout: settings['http.socket.timeout']
     }, options.clock)
     // A response that fails a check fails its exchange below the exchange's own count.

@@ -3,9 +3,9 @@ import type { Duplex } from 'node:stream'
 import { errors, type Dispatcher } from 'undici'
 import type { Controller, Dispatch, Handler, Interceptor } from '../handler/decorator.js'
 import { systemClock, type Clock, type Timer } from '../time/clock.js'
-import { ClientAbortError, queueTimeout } from './errors.js'
+import { ClientAbortError, queueFull, queueTimeout } from './errors.js'
 
-export interface ExchangeCounters { requests: number, errors: number, queueTimeouts: number }
+export interface ExchangeCounters { requests: number, errors: number, queueTimeouts: number, queueFull: number }
 
 /** How many exchanges a pool sends at once, and how long one may wait. */
 export interface Capacity {
@@ -15,6 +15,8 @@ export interface Capacity {
   total: number
   /** `x:queue.timeout`: ms a request may wait for room; 0 = no limit. */
   queueTimeout: number
+  /** `x:queue.max-pending`: requests that may wait at once; one more is refused at once. 0 = no bound. */
+  maxPending: number
   /** `http.socket.timeout`: ms from the request's start to its final response headers, 1xx or not; 0 = none. */
   socketTimeout: number
 }
@@ -30,7 +32,7 @@ export interface Capacity {
  * of every pool, so each one that reaches the sockets is counted once.
  */
 export class Exchanges {
-  readonly counters: ExchangeCounters = { requests: 0, errors: 0, queueTimeouts: 0 }
+  readonly counters: ExchangeCounters = { requests: 0, errors: 0, queueTimeouts: 0, queueFull: 0 }
   inFlight = 0
   private readonly byOrigin = new Map<string, number>()
   private readonly queue: PoolExchange[] = []
@@ -51,10 +53,20 @@ export class Exchanges {
     return this.inFlight < this.capacity.total && (this.byOrigin.get(origin) ?? 0) < this.capacity.perOrigin
   }
 
-  /** Sends `ex` now if nothing waits before it and there is room, else queues it. */
+  /**
+   * Sends `ex` now if nothing waits before it and there is room, else queues it;
+   * with the queue full it is refused at once (a bulkhead: one slow origin
+   * cannot make the whole gateway wait).
+   */
   admit (ex: PoolExchange): void {
     if (this.queue.length === 0 && this.hasRoom(ex.origin)) {
       ex.send()
+      return
+    }
+    const { maxPending } = this.capacity
+    if (maxPending > 0 && this.queue.length >= maxPending) {
+      this.counters.queueFull++
+      ex.abort(queueFull(maxPending))
       return
     }
     this.queue.push(ex)

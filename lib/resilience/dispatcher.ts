@@ -18,7 +18,8 @@ export type { ResilienceCounters } from './exchange.js'
  * those waiting between attempts, before the pool's sockets close.
  */
 export class ResilientDispatcher extends ClosableDispatcher implements Layer {
-  readonly counters: ResilienceCounters = { retries: 0, requestTimeouts: 0, circuitRejections: 0 }
+  readonly counters: ResilienceCounters = { retries: 0, requestTimeouts: 0, circuitRejections: 0, retryBudgetExhausted: 0 }
+  retrying = 0
   readonly breaker: CircuitBreaker | undefined
   readonly methods: ReadonlySet<string>
   readonly statuses: ReadonlySet<number>
@@ -52,6 +53,21 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.chain(opts, handler)
+  }
+
+  /**
+   * `x:retry.budget`: a retry is made only while the other exchanges retrying
+   * are fewer than this share of the exchanges in progress (queued, running or
+   * between attempts), or than `x:retry.min-concurrent`: an outage then brings
+   * the failing origin about (1 + budget) times the requests, not max-attempts
+   * times, while a lone request still makes all its attempts.
+   */
+  mayRetry (alreadyRetrying: boolean): boolean {
+    const others = this.retrying - (alreadyRetrying ? 1 : 0)
+    const allowed = Math.max(this.settings['retry.min-concurrent'], this.settings['retry.budget'] / 100 * this.active.size)
+    if (others < allowed) return true
+    this.counters.retryBudgetExhausted++
+    return false
   }
 
   ended (exchange: Exchange): void {

@@ -12,6 +12,8 @@ export interface ResilienceCounters {
   retries: number
   requestTimeouts: number
   circuitRejections: number
+  /** Retries not made because the pool's retry budget was spent. */
+  retryBudgetExhausted: number
 }
 
 /** What an exchange needs of its pool's resilience layer. */
@@ -24,6 +26,10 @@ export interface Layer {
   readonly clock: Clock
   /** Called once when the exchange has ended, whichever way. */
   ended: (exchange: Exchange) => void
+  /** Whether a retry may be made now (`x:retry.budget`), by an exchange already counted as retrying or not; counts a refusal. */
+  mayRetry: (alreadyRetrying: boolean) => boolean
+  /** Exchanges between their first attempt's failure and their end. */
+  retrying: number
 }
 
 // SPEC "Broken responses end": how much of a response discarded for a retry is read.
@@ -45,6 +51,7 @@ export class Exchange implements Controller {
   private done = false
   private trial = false
   private isPaused = false
+  private retrying = false
   private abortReason: Error | null = null
   private deadline: Timer | undefined
   private retryTimer: Timer | undefined
@@ -132,6 +139,10 @@ export class Exchange implements Controller {
   scheduleRetry (delay: number): void {
     if (this.done) return
     this.layer.counters.retries++
+    if (!this.retrying) {
+      this.retrying = true
+      this.layer.retrying++
+    }
     this.current = undefined
     this.retryTimer = this.layer.clock.setTimeout(() => this.next(), delay)
   }
@@ -155,7 +166,11 @@ export class Exchange implements Controller {
       if (after !== undefined && after > this.settings['retry.max-delay']) return this.deliver()
       delay = after ?? delay
     }
-    return this.fits(delay) ? delay : this.deliver()
+    return this.fits(delay) && this.budgetAllows() ? delay : this.deliver()
+  }
+
+  private budgetAllows (): boolean {
+    return this.layer.mayRetry(this.retrying)
   }
 
   private deliver (): undefined {
@@ -171,7 +186,7 @@ export class Exchange implements Controller {
     this.outcome(countsAsBreakerFailure(err))
     const retryable = isConnectFailure(err) || (isAfterWriteFailure(err) && this.layer.methods.has(this.opts.method))
     const delay = backoff(this.settings, this.attempts)
-    if (retryable && this.canRetry() && this.fits(delay)) this.scheduleRetry(delay)
+    if (retryable && this.canRetry() && this.fits(delay) && this.budgetAllows()) this.scheduleRetry(delay)
     else this.finish(err)
   }
 
@@ -191,6 +206,7 @@ export class Exchange implements Controller {
 
   private end (): void {
     this.done = true
+    if (this.retrying) this.layer.retrying--
     const { clock } = this.layer
     clock.clearTimeout(this.deadline)
     clock.clearTimeout(this.retryTimer)

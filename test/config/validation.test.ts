@@ -242,7 +242,8 @@ t.test('unknown names are refused in every namespace', async (t) => {
 const INTEGERS = ['cache.ttl', 'http.conn-manager.max-total', 'http.conn-manager.max-per-route', 'http.socket.timeout',
   'http.socket.buffer-size', 'http.connection.timeout', 'http.connection.max-line-length', 'http.connection.max-header-count',
   'keepalive.timeout', 'x:retry.max-attempts', 'x:retry.base-delay', 'x:retry.max-delay', 'x:queue.timeout',
-  'x:request.timeout', 'x:circuit-breaker.threshold', 'x:circuit-breaker.reset', 'x:connection.max-lifetime']
+  'x:request.timeout', 'x:circuit-breaker.threshold', 'x:circuit-breaker.reset', 'x:queue.max-pending', 'x:retry.budget',
+  'x:retry.min-concurrent', 'x:connection.max-lifetime']
 const BOOLEANS = ['http.tcp.nodelay', 'x:http2', 'x:tls.insecure']
 
 t.test('integers (xs:int, not negative) are checked on every integer attribute', async (t) => {
@@ -255,6 +256,14 @@ t.test('integers (xs:int, not negative) are checked on every integer attribute',
   }
   const max = parseConfig(onePool('http.socket.timeout="2147483647"')).pools[0]!
   t.equal(max['http.socket.timeout'], 2147483647)
+})
+
+t.test('x:retry.budget is a percent: 0 to 100', async (t) => {
+  const p = onlyProblem(t, parseError(onePool('x:retry.budget="101"')))
+  t.equal(p.attribute, 'x:retry.budget')
+  t.match(p.message, /at most 100/)
+  t.equal(parseConfig(onePool('x:retry.budget="100"')).pools[0]!['retry.budget'], 100)
+  t.equal(parseConfig(onePool('x:retry.budget="0"')).pools[0]!['retry.budget'], 0)
 })
 
 t.test('the messages say what is wrong with an integer', async (t) => {

@@ -67,6 +67,9 @@ export const DEFAULTS = {
   'request.timeout': 0,
   'circuit-breaker.threshold': 0,
   'circuit-breaker.reset': 30000,
+  'queue.max-pending': 1024,
+  'retry.budget': 20,
+  'retry.min-concurrent': 3,
   'connection.max-lifetime': 0,
   http2: false,
   'tls.insecure': false

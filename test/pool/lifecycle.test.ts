@@ -65,7 +65,7 @@ t.test('stats show what is running and queued, and return to idle; counters coun
   const s = await httpServer(t, (_req, res) => { gate.then(() => res.end('ok'), () => {}) })
   const refused = await closedPort()
   const pool = dispatcherOf(t, settingsOf('http.conn-manager.max-per-route="1"'))
-  t.same(pool.counters, { requests: 0, errors: 0, queueTimeouts: 0 })
+  t.same(pool.counters, { requests: 0, errors: 0, queueTimeouts: 0, queueFull: 0 })
 
   const inFlight = Promise.all([1, 2, 3].map(async (i) => await get(`${s.origin}/${i}`, pool)))
   inFlight.catch(() => {}) // awaited below; a failure before then must not go unhandled
@@ -78,7 +78,7 @@ t.test('stats show what is running and queued, and return to idle; counters coun
   const err = await failure(get(`http://127.0.0.1:${refused}/`, pool))
   t.equal(err.code, 'ECONNREFUSED')
 
-  t.same(pool.counters, { requests: 4, errors: 1, queueTimeouts: 0 })
+  t.same(pool.counters, { requests: 4, errors: 1, queueTimeouts: 0, queueFull: 0 })
   t.match(pool.stats, { running: 0, pending: 0, queued: 0 }, 'nothing running or waiting')
   t.equal(pool.stats.connected, 1, 'the keep-alive connection stays')
   t.equal(pool.stats.free, 1, 'and is free')

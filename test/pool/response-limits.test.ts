@@ -80,5 +80,5 @@ t.test('after a rejected response the pool serves the next request, not on that 
   t.equal(rejected!.requests, 1, 'the connection of the rejected response was not reused')
   t.equal(pool.stats.running, 0)
   t.equal(pool.stats.pending, 0)
-  t.same(pool.counters, { requests: 2, errors: 1, queueTimeouts: 0 })
+  t.same(pool.counters, { requests: 2, errors: 1, queueTimeouts: 0, queueFull: 0 })
 })

@@ -13,7 +13,7 @@ interface Sent { opts: Dispatcher.DispatchOptions, handler: Handler, controller:
 
 function pool (capacity: Partial<Capacity> = {}) {
   const clock = new ManualClock()
-  const exchanges = new Exchanges({ perOrigin: 1, total: 2, queueTimeout: 0, socketTimeout: 0, ...capacity }, clock)
+  const exchanges = new Exchanges({ perOrigin: 1, total: 2, queueTimeout: 0, maxPending: 0, socketTimeout: 0, ...capacity }, clock)
   const sent: Sent[] = []
   const dispatch = exchanges.interceptor((opts, handler) => {
     const controller = {
@@ -62,7 +62,7 @@ t.test('a request waits when its origin has no room, and is sent when room frees
   await p.finish(0)
   t.same(p.sent.map((s) => s.opts.path), ['/1', '/2'])
   t.equal(p.exchanges.waiting, 0)
-  t.same(p.exchanges.counters, { requests: 2, errors: 0, queueTimeouts: 0 })
+  t.same(p.exchanges.counters, { requests: 2, errors: 0, queueTimeouts: 0, queueFull: 0 })
 })
 
 t.test('the oldest waiting request goes first, and one whose origin is full does not hold up another origin', async (t) => {
@@ -84,7 +84,7 @@ t.test('a request given up while it waits leaves the queue at once and is never 
   t.same(p.errors.map((e) => [e.path, e.err.message]), [['/2', 'client gone']])
   await p.finish(0)
   t.same(p.sent.map((s) => s.opts.path), ['/1'], 'never sent')
-  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0 }, 'not an upstream exchange')
+  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0, queueFull: 0 }, 'not an upstream exchange')
 })
 
 t.test('x:queue.timeout: 503 FST_HTTP_POOLS_QUEUE_TIMEOUT at the limit; nothing left behind', async (t) => {
@@ -121,7 +121,7 @@ t.test('the caller\'s aborts reach undici once sent; pause and resume too', asyn
   t.equal(p.sent[0]!.controller.paused, false)
   p.callers['/1']!.abort(new Error('gone'))
   t.equal(p.sent[0]!.controller.aborted, true)
-  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0 }, 'an abort by the caller is not an upstream error')
+  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0, queueFull: 0 }, 'an abort by the caller is not an upstream error')
 })
 
 t.test('an upload that fails while waiting ends the request as a client abort, unsent', async (t) => {
@@ -145,7 +145,7 @@ t.test('an upload that fails once sent: the error is the client\'s, not counted 
   await new Promise((resolve) => setImmediate(resolve))
   p.sent[0]!.handler.onResponseError?.(p.sent[0]!.controller, failure)
   t.equal((p.errors[0]!.err as { code?: string }).code, 'FST_HTTP_POOLS_CLIENT_ABORT')
-  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0 })
+  t.same(p.exchanges.counters, { requests: 1, errors: 0, queueTimeouts: 0, queueFull: 0 })
 })
 
 t.test('closing waits until nothing waits; destroying fails what waits', async (t) => {
@@ -162,4 +162,21 @@ t.test('closing waits until nothing waits; destroying fails what waits', async (
   p.send(A, '/3')
   p.exchanges.failWaiting(new Error('destroyed'))
   t.same(p.errors.map((e) => e.path), ['/3'])
+})
+
+t.test('x:queue.max-pending: one more waiting request is refused at once with 503 FST_HTTP_POOLS_QUEUE_FULL, never queued', async (t) => {
+  const p = pool({ maxPending: 2 })
+  p.send(A, '/running')
+  p.send(A, '/w1')
+  p.send(A, '/w2')
+  p.send(A, '/over')
+  t.same(p.errors.map((e) => [e.path, (e.err as { code?: string }).code]), [['/over', 'FST_HTTP_POOLS_QUEUE_FULL']])
+  t.equal(p.exchanges.waiting, 2)
+  t.equal(p.exchanges.counters.queueFull, 1)
+  p.callers['/w1']!.abort(new Error('client gone'))
+  p.send(A, '/w3')
+  t.equal(p.exchanges.waiting, 2, 'a request that left freed its place at once')
+  t.equal(p.exchanges.counters.queueFull, 1)
+  await p.finish(0)
+  t.same(p.sent.map((s) => s.opts.path), ['/running', '/w2'], 'the refused one was never sent')
 })
