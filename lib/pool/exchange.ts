@@ -138,6 +138,9 @@ export class Exchanges {
   inFlightTo (origin: string): number { return this.byOrigin.get(origin) ?? 0 }
 }
 
+/** undici's socket and connect timers tick every half second: below this, the pool keeps time itself. */
+export const FINE_TIMEOUT_MS = 1000
+
 const isStream = (body: unknown): body is NodeJS.ReadableStream =>
   body !== null && typeof body === 'object' && typeof (body as { on?: unknown }).on === 'function'
 
@@ -155,7 +158,7 @@ class PoolExchange implements Handler, Controller {
   private upload: Error | undefined
   private socket: Controller | undefined
   private startedAt = 0
-  private informational: Timer | undefined
+  private socketTimer: Timer | undefined
 
   constructor (private readonly exchanges: Exchanges, private readonly dispatch: Dispatch,
     private readonly opts: Dispatcher.DispatchOptions, private readonly inner: Handler) {
@@ -213,7 +216,10 @@ class PoolExchange implements Handler, Controller {
     this.socket = controller
     if (this.abortReason !== null) controller.abort(this.abortReason)
     else if (this.isPaused) controller.pause()
-    if (this.exchanges.capacity.socketTimeout > 0) this.startedAt = this.exchanges.clock.now()
+    const ms = this.exchanges.capacity.socketTimeout
+    if (ms <= 0) return
+    this.startedAt = this.exchanges.clock.now()
+    if (ms < FINE_TIMEOUT_MS) this.armSocketTimer(controller, ms, 'headers')
   }
 
   onRequestUpgrade (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
@@ -222,26 +228,40 @@ class PoolExchange implements Handler, Controller {
   }
 
   onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    if (statusCode < 200) this.boundInformational(controller)
-    else this.exchanges.clock.clearTimeout(this.informational)
+    const ms = this.exchanges.capacity.socketTimeout
+    if (statusCode < 200) {
+      // undici restarts its headers timeout on every informational response, so an upstream
+      // that sends 103s forever would hold the connection for good: the first one arms a
+      // timer for what is left of http.socket.timeout (the pool's own one already runs).
+      if (ms >= FINE_TIMEOUT_MS && this.socketTimer === undefined) this.armSocketTimer(controller, this.startedAt + ms - this.exchanges.clock.now(), 'headers')
+    } else {
+      this.exchanges.clock.clearTimeout(this.socketTimer)
+      this.socketTimer = undefined
+      if (ms > 0 && ms < FINE_TIMEOUT_MS) this.armSocketTimer(controller, ms, 'body')
+    }
     this.inner.onResponseStart?.(this, statusCode, headers, statusMessage)
   }
 
   /**
-   * undici restarts its headers timeout on every informational response, so an
-   * upstream that sends 103s forever would hold the connection for good: the
-   * first one arms a timer for what is left of http.socket.timeout.
+   * The pool's own socket timer: for what undici's timers cannot do (they tick
+   * every half second, so a timeout under a second fired up to a second late;
+   * and informational responses restart them). `body` bounds the inactivity
+   * between chunks; `headers` the wait for the final response.
    */
-  private boundInformational (controller: Controller): void {
-    const { socketTimeout } = this.exchanges.capacity
-    if (socketTimeout <= 0 || this.informational !== undefined) return
-    const { clock } = this.exchanges
-    this.informational = clock.setTimeout(() => {
-      controller.abort(new errors.HeadersTimeoutError(`no final response within http.socket.timeout (${socketTimeout} ms); informational responses do not extend it`))
-    }, Math.max(0, this.startedAt + socketTimeout - clock.now()))
+  private armSocketTimer (controller: Controller, ms: number, phase: 'headers' | 'body'): void {
+    const { clock, capacity } = this.exchanges
+    clock.clearTimeout(this.socketTimer)
+    this.socketTimer = clock.setTimeout(() => {
+      const limit = capacity.socketTimeout
+      controller.abort(phase === 'headers'
+        ? new errors.HeadersTimeoutError(`no final response within http.socket.timeout (${limit} ms)`)
+        : new errors.BodyTimeoutError(`no response body data within http.socket.timeout (${limit} ms)`))
+    }, Math.max(0, ms))
   }
 
-  onResponseData (_controller: Controller, chunk: Buffer): void {
+  onResponseData (controller: Controller, chunk: Buffer): void {
+    const ms = this.exchanges.capacity.socketTimeout
+    if (ms > 0 && ms < FINE_TIMEOUT_MS) this.armSocketTimer(controller, ms, 'body')
     this.inner.onResponseData?.(this, chunk)
   }
 
@@ -260,7 +280,7 @@ class PoolExchange implements Handler, Controller {
   private end (failed: boolean): void {
     if (this.ended) return
     this.ended = true
-    this.exchanges.clock.clearTimeout(this.informational)
+    this.exchanges.clock.clearTimeout(this.socketTimer)
     if (isStream(this.opts.body)) this.opts.body.removeListener('error', this.onUploadError)
     if (this.sent) this.exchanges.end(this.origin, failed)
   }

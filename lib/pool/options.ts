@@ -1,4 +1,5 @@
 import type { PoolSettings } from '../config/schema.js'
+import { FINE_TIMEOUT_MS } from './exchange.js'
 
 /** The largest delay a Node timer takes: "until the server closes it". */
 export const FOREVER = 2147483647
@@ -13,11 +14,13 @@ export const closesEachRequest = (s: PoolSettings): boolean => s['keepalive.time
 /** Options of every undici Client of a pool: one socket each, timeouts and keep-alive. */
 export function clientOptions (s: PoolSettings) {
   const keepalive = s['keepalive.timeout']
+  // undici's headersTimeout and bodyTimeout are both inactivity timers; 0 disables them.
+  // Under a second, the pool times sockets itself (lib/pool/exchange.ts).
+  const socketTimeout = s['http.socket.timeout'] < FINE_TIMEOUT_MS ? 0 : s['http.socket.timeout']
   return {
     pipelining: 1,
-    // undici's headersTimeout and bodyTimeout are both inactivity timers; 0 disables them.
-    headersTimeout: s['http.socket.timeout'],
-    bodyTimeout: s['http.socket.timeout'],
+    headersTimeout: socketTimeout,
+    bodyTimeout: socketTimeout,
     keepAliveTimeout: keepalive > 1 ? keepalive : FOREVER,
     keepAliveMaxTimeout: FOREVER,
     keepAliveTimeoutThreshold: KEEPALIVE_MARGIN,
@@ -25,11 +28,11 @@ export function clientOptions (s: PoolSettings) {
   }
 }
 
-/** Options of the socket connector: connect timeout (TCP and TLS) and read buffer. */
+/** Options of the socket connector: its read buffer. The connect timeout is the pool's own (lib/pool/connect-timeout.ts). */
 export function connectorOptions (s: PoolSettings) {
   const bufferSize = s['http.socket.buffer-size']
   return {
-    timeout: s['http.connection.timeout'],
+    timeout: 0,
     // `http.socket.buffer-size` is the socket's readable highWaterMark; 0 keeps undici's default.
     ...(bufferSize > 0 ? { highWaterMark: bufferSize } : {}),
     allowH2: s.http2

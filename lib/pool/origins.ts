@@ -6,6 +6,7 @@ import { parseProxy } from '../config/values.js'
 import { refusedController, type Handler } from '../handler/decorator.js'
 import { ConnectionBudget, type Connector } from './budget.js'
 import { ClosableDispatcher } from './closable.js'
+import { withConnectTimeout, type SocketConnector } from './connect-timeout.js'
 import { ConnectionLifetime } from './lifetime.js'
 import { clientOptions, connectorOptions } from './options.js'
 import { HttpProxy } from './proxy.js'
@@ -42,11 +43,13 @@ export class OriginPools extends ClosableDispatcher {
     const proxyValue = settings['http.route.default-proxy']
     const proxyTarget = proxyValue === null ? undefined : parseProxy(proxyValue)
     this.proxy = proxyTarget?.ok ? new HttpProxy(proxyTarget.value) : undefined
-    let base = buildConnector({ ...connectOpts, ...tls } as buildConnector.BuildOptions) as unknown as Connector
+    const connectTimeout = settings['http.connection.timeout']
+    const connector = (options: object): Connector =>
+      withConnectTimeout(buildConnector(options as buildConnector.BuildOptions) as unknown as SocketConnector, connectTimeout)
+    let base = connector({ ...connectOpts, ...tls })
     if (this.proxy) {
-      const toProxy = buildConnector(connectOpts as buildConnector.BuildOptions) as unknown as Connector
       const alpn = settings.http2 ? ['h2', 'http/1.1'] : ['http/1.1']
-      base = this.proxy.connector(toProxy, { ...tls, ALPNProtocols: alpn }, settings['http.connection.timeout'])
+      base = this.proxy.connector(connector(connectOpts), { ...tls, ALPNProtocols: alpn }, connectTimeout)
     }
     const noDelay = settings['http.tcp.nodelay']
     const lifetimeMs = settings['connection.max-lifetime']

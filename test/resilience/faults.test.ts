@@ -11,8 +11,8 @@ import { blackHole, faultServer, refusedPort, type Behaviour, type FaultServer }
 import { openFds } from '../helpers/fds.js'
 import { config, eventually, gateway, pool, since, WARN, type Gateway, type Sent, type Tap } from '../helpers/resilience.js'
 
-// undici runs connect, headers and body timeouts on its coarse "fast timers"
-// (a tick of about half a second), so these fire after roughly 0.5 to 1 s.
+// Under a second, connect and socket timeouts run on the pool's own timers
+// (undici's tick every half second): these fire at about 300 ms.
 const SOCKET_TIMEOUT = 300
 const CONNECT_TIMEOUT = 300
 
