@@ -6,10 +6,13 @@ import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
 import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
+import { sameStores, storeDigests, type StoreDigests } from '../tls/index.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
   settings: PoolSettings
+  /** The content of the keystore and truststore files when the pool was built: a renewed file keeps its name. */
+  stores: StoreDigests
   dispatcher: ResilientDispatcher
   /** `request()` callers' keys. */
   clientCache: ResponseCache
@@ -95,8 +98,9 @@ export class PoolRegistry {
   /**
    * Re-reads the config (or uses `xml`). Invalid: rejects with the error and the
    * current pools keep serving. Valid: new requests use the new pools at once;
-   * pools whose settings did not change keep their dispatcher, connections and
-   * cache; replaced ones finish their in-flight requests, then close.
+   * pools whose settings and keystore/truststore contents did not change keep
+   * their dispatcher, connections and cache; replaced ones finish their
+   * in-flight requests, then close.
    * `file` names where `xml` came from, for errors.
    */
   async reload (opts: { xml?: string, file?: string } = {}): Promise<void> {
@@ -165,20 +169,24 @@ export class PoolRegistry {
     }
   }
 
-  /** Entries for `config`, reusing those of `keep` whose settings did not change. */
+  /** Entries for `config`, reusing those of `keep` whose settings and store contents did not change. */
   private build (config: ParsedConfig, keep: Map<string, PoolEntry>): Map<string, PoolEntry> {
     const built = new Map<string, PoolEntry>()
     const fresh: PoolEntry[] = []
     try {
       for (const settings of config.pools) {
+        // Read before the pool is built: should a file change in between, the
+        // next comparison sees a difference and rebuilds, rather than missing it.
+        const stores = storeDigests(settings, this.ctx.configRoot)
         const old = keep.get(settings.id)
-        if (old !== undefined && sameSettings(old.settings, settings)) {
+        if (old !== undefined && sameSettings(old.settings, settings) && sameStores(old.stores, stores)) {
           built.set(settings.id, old)
           continue
         }
         const ttl = settings['cache.ttl']
         const entry: PoolEntry = {
           settings,
+          stores,
           dispatcher: buildDispatcher(settings, this.ctx),
           clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
           forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits)
@@ -213,7 +221,7 @@ export class PoolRegistry {
       const old = previous.get(id)
       if (old === undefined) changes[id] = 'added'
       else if (old === entry) changes[id] = 'unchanged'
-      else changes[id] = `changed: ${changedAttributes(old.settings, entry.settings).join(', ')}`
+      else changes[id] = `changed: ${[...changedAttributes(old.settings, entry.settings), ...changedStores(old, entry)].join(', ')}`
     }
     for (const id of previous.keys()) if (!next.has(id)) changes[id] = 'removed'
     this.ctx.log.info({ pools: changes }, `config reloaded (${Object.entries(changes).map(([id, c]) => `${id}: ${c}`).join('; ')})`)
@@ -222,4 +230,11 @@ export class PoolRegistry {
   private entry (id: string): PoolEntry {
     return this.entries.get(id) ?? this.entries.get(this.defaultId)!
   }
+}
+
+/** Stores whose file name stayed but whose content changed, for the reload log. */
+function changedStores (old: PoolEntry, entry: PoolEntry): string[] {
+  return (['keystore', 'truststore'] as const)
+    .filter((role) => old.settings[`${role}-filename`] === entry.settings[`${role}-filename`] && old.stores[role] !== entry.stores[role])
+    .map((role) => `${role}-filename (file content)`)
 }

@@ -22,9 +22,9 @@
 //
 // Every failure is a ConfigError with one problem naming the pool and the
 // attribute to fix; messages never contain a password.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
 import * as tls from 'node:tls'
 import { ConfigError } from '../config/errors.js'
 import type { PoolSettings } from '../config/schema.js'
@@ -122,6 +122,41 @@ export function loadPoolContext (settings: PoolSettings, configRoot: string): Po
     const file = settings[`${role}-filename`]
     const ctx = new Context(settings, configRoot, [])
     throw ctx.error(`${role}-filename`, `${role} "${file}": OpenSSL refuses its ${role === 'keystore' ? 'key or certificate' : 'certificates'} (${ctx.scrub(String((err as Error).message))})`)
+  }
+}
+
+/** Per store: a digest of the file's content, null when the pool has no such store. */
+export interface StoreDigests {
+  readonly keystore: string | null
+  readonly truststore: string | null
+}
+
+/**
+ * What the pool's TLS was built from, by content rather than by name: a
+ * renewed keystore keeps its file name. A file that cannot be read gets a
+ * value no content has, so it never passes for the content last loaded.
+ */
+export function storeDigests (settings: PoolSettings, configRoot: string): StoreDigests {
+  return {
+    keystore: fileDigest(settings['keystore-filename'], configRoot),
+    truststore: fileDigest(settings['truststore-filename'], configRoot)
+  }
+}
+
+export function sameStores (a: StoreDigests, b: StoreDigests): boolean {
+  return a.keystore === b.keystore && a.truststore === b.truststore
+}
+
+function fileDigest (file: string | null, configRoot: string): string | null {
+  if (file === null) return null
+  const path = resolve(configRoot, file)
+  try {
+    // Not read: the loader refuses it anyway.
+    const { size } = statSync(path)
+    if (size > MAX_STORE_BYTES) return `too large: ${size}`
+    return createHash('sha256').update(readFileSync(path)).digest('hex')
+  } catch (err) {
+    return `unreadable: ${(err as NodeJS.ErrnoException).code ?? 'error'}`
   }
 }
 
