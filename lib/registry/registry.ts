@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { ResponseCache, type CacheLimits } from '../client/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
@@ -57,6 +58,8 @@ export class PoolRegistry {
   private queue: Promise<unknown> = Promise.resolve()
   private reloads = 0
   private lastReloadError: ConfigError | Error | null = null
+  /** A config that was read but whose pools could not be built (a keystore being replaced…): its files are worth watching too. */
+  private attempted: ParsedConfig | undefined
   private readonly source
 
   constructor (config: ParsedConfig, private readonly ctx: RegistryContext) {
@@ -109,6 +112,32 @@ export class PoolRegistry {
     await run
   }
 
+  /** Absolute paths of the keystores and truststores the pools were built from (and those of a config that could not be built). */
+  storeFiles (): string[] {
+    const files = new Set<string>()
+    const pools = [...[...this.entries.values()].map((e) => e.settings), ...(this.attempted?.pools ?? [])]
+    for (const settings of pools) {
+      for (const key of ['keystore-filename', 'truststore-filename'] as const) {
+        const file = settings[key]
+        if (file !== null) files.add(resolve(this.ctx.configRoot, file))
+      }
+    }
+    return [...files]
+  }
+
+  /**
+   * Whether a reload of the same config would build something else: a
+   * keystore or truststore's content differs from what its pool was built
+   * from, or the last config read could not be built and may now be.
+   */
+  storesChanged (): boolean {
+    if (this.attempted !== undefined) return true
+    for (const { settings, stores } of this.entries.values()) {
+      if ((stores.keystore !== null || stores.truststore !== null) && !sameStores(stores, storeDigests(settings, this.ctx.configRoot))) return true
+    }
+    return false
+  }
+
   stats (): RegistryStats {
     const out: RegistryStats = {}
     const lastReloadError = this.lastReloadError?.message ?? null
@@ -141,8 +170,10 @@ export class PoolRegistry {
   private async apply (xml: string | undefined, file: string | undefined): Promise<void> {
     let config: ParsedConfig
     let next: Map<string, PoolEntry>
+    this.attempted = undefined
     try {
       config = await this.ctx.load(xml, file)
+      this.attempted = config
       const used = new Set(this.ctx.usedPools())
       const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
       if (removed.length > 0) {
@@ -156,6 +187,7 @@ export class PoolRegistry {
     }
     const previous = this.entries
     this.entries = next
+    this.attempted = undefined
     this.current = config
     this.reloads++
     this.lastReloadError = null

@@ -3,7 +3,8 @@
 // whose store content changed is rebuilt even when the XML did not change;
 // one whose settings and store contents are the same keeps its dispatcher and
 // connections; a store replaced by a broken file is a rejected reload, as a
-// bad XML is, and the running pools keep serving. An upstream that requires a client certificate records the one
+// bad XML is, and the running pools keep serving. `watch` sees such a change
+// by itself. An upstream that requires a client certificate records the one
 // each connection presented.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
@@ -13,7 +14,7 @@ import t from 'tap'
 import { ConfigError } from '../../index.js'
 import { codesOf, httpsUpstream, mutualTls, peerFingerprint, poolGet, rejection, TLS_ROOT, tlsFile } from '../helpers/e2e.js'
 import { keystoreMaker, replaceFile } from '../helpers/keystores.js'
-import { config, gateway, pool, type Gateway, type Teardown } from '../helpers/lifecycle.js'
+import { BOUND_MS, config, gateway, pool, waitFor, type Gateway, type Teardown } from '../helpers/lifecycle.js'
 
 // Distinctive, so that any leak into an error or a log line is found.
 const PASSWORD = 'Renewed-Store-Secret'
@@ -37,7 +38,7 @@ interface Setup {
  * `mtls` (the default) with the given keystore bytes and a copy of the test CA as
  * truststore, and `steady`, whose stores are the shared fixtures and never change.
  */
-async function setup (t: Teardown, keystore: Buffer): Promise<Setup> {
+async function setup (t: Teardown, keystore: Buffer, options: { watch?: boolean } = {}): Promise<Setup> {
   const seen: Presented[] = []
   const upstream = await httpsUpstream(t, mutualTls(), (req, res) => {
     seen.push({ fingerprint: peerFingerprint(req), socket: req.socket })
@@ -52,7 +53,7 @@ async function setup (t: Teardown, keystore: Buffer): Promise<Setup> {
   writeFileSync(keystoreFile, keystore)
   writeFileSync(truststoreFile, tlsFile('ca.pem'))
   writeFileSync(file, mtlsConfig('certs/client.keystore'))
-  const gw = await gateway(t, { plugin: { config: file }, routes: {} })
+  const gw = await gateway(t, { plugin: { config: file, ...(options.watch === true ? { watch: true } : {}) }, routes: {} })
   const target = `https://localhost:${upstream.port}/`
   return {
     dir,
@@ -156,4 +157,52 @@ t.test('reload: a pool is rebuilt when its keystore or truststore content change
   t.test('no password in any error or log line', async (t) => {
     t.notMatch(JSON.stringify(s.gw.logs), PASSWORD)
   })
+})
+
+t.test('watch: a renewed keystore is picked up with the XML unchanged; new connections present the new certificate', async (t) => {
+  const issue = keystoreMaker(t)
+  // keytool's JKS, then openssl's PKCS#12 under the same name: recognised by content.
+  const first = issue.jks(PASSWORD, PASSWORD)
+  const s = await setup(t, first.bytes, { watch: true })
+  const stats = (): { reloads: number, lastReloadError: string | null } => s.gw.app.pools.stats().mtls!
+  const reloaded = async (n: number): Promise<void> => {
+    await waitFor(() => stats().reloads === n && stats().lastReloadError === null, BOUND_MS, () => `reload ${n} (stats: ${JSON.stringify(stats())})`)
+  }
+  const a = await s.present()
+  t.equal(a.fingerprint, first.fingerprint, 'the upstream sees the keystore\'s certificate')
+
+  const renewed = issue.p12(PASSWORD)
+  replaceFile(s.keystore, renewed.bytes)
+  await reloaded(1)
+  const b = await s.present()
+  t.equal(b.fingerprint, renewed.fingerprint, 'replaced by rename: the upstream sees the renewed certificate')
+  t.not(b.socket, a.socket, 'on a new connection')
+
+  // Rewritten in place this time.
+  const third = issue.p12(PASSWORD)
+  writeFileSync(s.keystore, third.bytes)
+  await reloaded(2)
+  t.equal((await s.present()).fingerprint, third.fingerprint, 'rewritten in place: the upstream sees the new certificate')
+
+  replaceFile(s.keystore, 'half a keystore')
+  await waitFor(() => stats().lastReloadError !== null, BOUND_MS, 'the broken keystore to be refused')
+  t.match(stats().lastReloadError, /keystore "certs\/client\.keystore"/, 'a broken keystore: the reload is refused, naming the keystore')
+  t.notMatch(stats().lastReloadError, PASSWORD, 'without the password')
+  t.equal((await s.present()).fingerprint, third.fingerprint, 'the pool keeps serving with the certificate it has')
+  replaceFile(s.keystore, renewed.bytes)
+  await reloaded(3)
+  t.equal((await s.present()).fingerprint, renewed.fingerprint, 'a good keystore again: picked up')
+
+  // The config now names another file: that file is the one watched from then on.
+  const other = join(s.dir, 'certs', 'other.p12')
+  const fourth = issue.p12(PASSWORD)
+  writeFileSync(other, fourth.bytes)
+  replaceFile(s.file, mtlsConfig('certs/other.p12'))
+  await reloaded(4)
+  t.equal((await s.present()).fingerprint, fourth.fingerprint, 'the config names another keystore: its certificate')
+  const fifth = issue.p12(PASSWORD)
+  replaceFile(other, fifth.bytes)
+  await reloaded(5)
+  t.equal((await s.present()).fingerprint, fifth.fingerprint, 'that keystore renewed: picked up too')
+  t.notMatch(JSON.stringify(s.gw.logs), PASSWORD, 'no password in any log line')
 })
