@@ -1,8 +1,9 @@
-// Client keystores made at test time by openssl and keytool, for the tests
-// that renew a pool's certificate: each call issues a new certificate
-// (CN=fhp-client, EKU clientAuth, a fresh key, P-256 unless told, a random serial) signed
-// by the test CA of test/fixtures/tls, so every keystore is told apart by its
-// certificate's fingerprint, as the upstream sees it.
+// Client keystores made at test time by openssl, for the tests that renew a
+// pool's certificate: each call issues a new certificate (CN=fhp-client, EKU
+// clientAuth, a fresh key, P-256 unless told, a random serial) signed by the
+// test CA of test/fixtures/tls, so every keystore is told apart by its
+// certificate's fingerprint, as the upstream sees it. openssl only: the tests
+// need no JDK (keytool made the fixtures once, see their generate.sh).
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
@@ -11,7 +12,7 @@ import { join, resolve } from 'node:path'
 import type { Teardown } from './tap.js'
 
 const CA_DIR = resolve(__dirname, '..', 'fixtures', 'tls')
-export const CA_PEM = join(CA_DIR, 'ca.pem')
+const CA_PEM = join(CA_DIR, 'ca.pem')
 
 export interface Issued {
   /** The keystore's bytes. */
@@ -23,14 +24,12 @@ export interface Issued {
 export interface KeystoreMaker {
   /** PKCS#12 by openssl: key, certificate and the CA in the chain; the store password opens the key too. */
   p12: (password: string) => Issued
-  /** JKS by keytool (passwords of 6 characters or more): the key entry `client` (chain client, CA) and the CA as trustedCertEntry `ca`, which Repose uses as truststore when none is given. */
-  jks: (storePassword: string, keyPassword: string) => Issued
   /** PEM: the certificate, then its unencrypted PKCS#8 key; with an RSA key of `rsaBits` (a size OpenSSL may refuse to use). */
   pem: (options?: { rsaBits?: number }) => Issued
 }
 
 function run (cmd: string, args: string[]): void {
-  // Output only when it fails: keytool chats on stderr even when it succeeds.
+  // Output only when it fails.
   try {
     execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
   } catch (err) {
@@ -57,24 +56,11 @@ export function keystoreMaker (t: Teardown): KeystoreMaker {
     const fingerprint = new X509Certificate(readFileSync(`${base}.pem`)).fingerprint256
     return { key: `${base}.key`, cert: `${base}.pem`, fingerprint, base }
   }
-  const p12 = (password: string, base: string, key: string, cert: string): string => {
-    run('openssl', ['pkcs12', '-export', '-inkey', key, '-in', cert, '-certfile', CA_PEM, '-name', 'client', '-passout', `pass:${password}`, '-out', `${base}.p12`])
-    return `${base}.p12`
-  }
-
   return {
     p12: (password) => {
       const { key, cert, fingerprint, base } = issue()
-      return { bytes: readFileSync(p12(password, base, key, cert)), fingerprint }
-    },
-    jks: (storePassword, keyPassword) => {
-      const { key, cert, fingerprint, base } = issue()
-      const source = p12(storePassword, base, key, cert)
-      const jks = `${base}.jks`
-      run('keytool', ['-importkeystore', '-noprompt', '-srckeystore', source, '-srcstoretype', 'PKCS12', '-srcstorepass', storePassword, '-srcalias', 'client',
-        '-destkeystore', jks, '-deststoretype', 'JKS', '-deststorepass', storePassword, '-destkeypass', keyPassword, '-destalias', 'client'])
-      run('keytool', ['-importcert', '-noprompt', '-alias', 'ca', '-file', CA_PEM, '-keystore', jks, '-storetype', 'JKS', '-storepass', storePassword])
-      return { bytes: readFileSync(jks), fingerprint }
+      run('openssl', ['pkcs12', '-export', '-inkey', key, '-in', cert, '-certfile', CA_PEM, '-name', 'client', '-passout', `pass:${password}`, '-out', `${base}.p12`])
+      return { bytes: readFileSync(`${base}.p12`), fingerprint }
     },
     pem: (options = {}) => {
       const { key, cert, fingerprint } = issue(options.rsaBits)

@@ -161,8 +161,7 @@ t.test('reload: a pool is rebuilt when its keystore or truststore content change
 
 t.test('watch: a renewed keystore is picked up with the XML unchanged; new connections present the new certificate', async (t) => {
   const issue = keystoreMaker(t)
-  // keytool's JKS, then openssl's PKCS#12 under the same name: recognised by content.
-  const first = issue.jks(PASSWORD, PASSWORD)
+  const first = issue.p12(PASSWORD)
   const s = await setup(t, first.bytes, { watch: true })
   const stats = (): { reloads: number, lastReloadError: string | null } => s.gw.app.pools.stats().mtls!
   const reloaded = async (n: number): Promise<void> => {
@@ -178,8 +177,8 @@ t.test('watch: a renewed keystore is picked up with the XML unchanged; new conne
   t.equal(b.fingerprint, renewed.fingerprint, 'replaced by rename: the upstream sees the renewed certificate')
   t.not(b.socket, a.socket, 'on a new connection')
 
-  // Rewritten in place this time.
-  const third = issue.p12(PASSWORD)
+  // Rewritten in place this time, and as PEM: stores are recognised by content, not by name.
+  const third = issue.pem()
   writeFileSync(s.keystore, third.bytes)
   await reloaded(2)
   t.equal((await s.present()).fingerprint, third.fingerprint, 'rewritten in place: the upstream sees the new certificate')
