@@ -112,16 +112,23 @@ function tlsPoolXml (stores) {
  * with keepalive.timeout 1: reply-from drops a `connection` header, so a
  * one-line interceptor sets it. undici hands connect.ca to tls.connect, which
  * builds a context from it per connection, as the plugin did before issue 12.
+ *
+ * An undici Pool for the base origin, not reply-from's default Agent: the
+ * Agent drops an origin's Pool, and with it the connector's TLS session cache,
+ * whenever the origin's last connection closes, which with `connection: close`
+ * is after nearly every request; every handshake is then a full one, a cost
+ * the plugin's per-origin pools do not have and that has nothing to do with
+ * the context (measured: see BENCHMARKS.md, issue 12).
  */
 function bareReplyFromTls ({ sharedContext = false } = {}) {
   return async (app, upstream) => {
-    const { Agent } = require('undici')
+    const { Pool } = require('undici')
     const ca = require('node:fs').readFileSync(path.join(TLS_FIXTURES, 'ca.pem'), 'latin1')
     const trust = sharedContext ? { secureContext: require('node:tls').createSecureContext({ ca }) } : { ca }
-    const agent = new Agent({ ...DEFAULT_POOL_UNDICI, connect: { ...DEFAULT_POOL_UNDICI.connect, ...trust } })
+    const pool = new Pool(upstream, { ...DEFAULT_POOL_UNDICI, connect: { ...DEFAULT_POOL_UNDICI.connect, ...trust } })
       .compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler))
-    app.addHook('onClose', async () => { await agent.close() })
-    await app.register(require('@fastify/reply-from'), { base: upstream, undici: agent })
+    app.addHook('onClose', async () => { await pool.close() })
+    await app.register(require('@fastify/reply-from'), { base: upstream, undici: pool })
     app.get('/*', forward)
   }
 }
@@ -205,7 +212,7 @@ const cases = [
   },
   {
     name: 'reply-from-tls',
-    what: 'bare reply-from to nginx over https, an undici Agent with the options of reply-from, connect.ca = the test CA, reset (connection: close) on every request',
+    what: 'bare reply-from to nginx over https, an undici Pool with the options of reply-from, connect.ca = the test CA, reset (connection: close) on every request',
     https: true,
     connectionPerRequest: true,
     maxConnections: TLS_CONNECTIONS,

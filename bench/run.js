@@ -471,8 +471,10 @@ function countedRun ({ spec, targets, warmRps }, res, before, after, settings, r
   const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
   const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req  gateway p99 ${run.gatewayP99.toFixed(2)} ms`
   console.log(`round ${r + 1}/${settings.rounds}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}  (warm-up ${Math.round(warmRps)} req/s)${upstreamText(spec, run)}${errText}`)
-  if (spec.connectionPerRequest && run.upstream.connects < res.requests) {
-    // wrk counts only the requests it saw completed, so the server has made at least that many.
+  // wrk counts only the requests it saw completed, so the server made at least
+  // that many; a request wrk abandoned as the warm-up ended may have left one
+  // connection per wrk connection open and idle, which the counted run then uses.
+  if (spec.connectionPerRequest && run.upstream.connects + wrkConnections(spec, settings) < res.requests) {
     throw new BenchError(`case ${spec.name}: ${run.upstream.connects} upstream connection(s) opened for ${res.requests} requests in round ${r + 1}: connections are being kept alive`)
   }
   if (spec.lifetime) {
