@@ -1,4 +1,3 @@
-import { resolve } from 'node:path'
 import { ResponseCache, type CacheLimits } from '../client/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ResilienceCounters, ResilientDispatcher } from '../client/resilient-dispatcher.js'
@@ -7,7 +6,7 @@ import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
 import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
-import { sameStores, storeDigests, type StoreDigests } from '../tls/index.js'
+import { sameStores, storeDigests, storePaths, type StoreDigests } from '../tls/index.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
@@ -114,15 +113,8 @@ export class PoolRegistry {
 
   /** Absolute paths of the keystores and truststores the pools were built from (and those of a config that could not be built). */
   storeFiles (): string[] {
-    const files = new Set<string>()
     const pools = [...[...this.entries.values()].map((e) => e.settings), ...(this.attempted?.pools ?? [])]
-    for (const settings of pools) {
-      for (const key of ['keystore-filename', 'truststore-filename'] as const) {
-        const file = settings[key]
-        if (file !== null) files.add(resolve(this.ctx.configRoot, file))
-      }
-    }
-    return [...files]
+    return [...new Set(pools.flatMap((settings) => storePaths(settings, this.ctx.configRoot)))]
   }
 
   /**

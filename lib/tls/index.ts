@@ -143,6 +143,11 @@ export function storeDigests (settings: PoolSettings, configRoot: string): Store
   }
 }
 
+/** Absolute paths of the pool's keystore and truststore files. */
+export function storePaths (settings: PoolSettings, configRoot: string): string[] {
+  return [settings['keystore-filename'], settings['truststore-filename']].filter((f) => f !== null).map((f) => resolve(configRoot, f))
+}
+
 export function sameStores (a: StoreDigests, b: StoreDigests): boolean {
   return a.keystore === b.keystore && a.truststore === b.truststore
 }
