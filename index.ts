@@ -24,7 +24,7 @@ export interface FastifyHttpPoolsOptions {
   replyFrom?: Record<string, unknown>
   /** Memory bounds of each pool's response cache (`cache.ttl`). */
   cacheLimits?: Partial<CacheLimits>
-  /** Reload when the `config` file changes (file events, backed by polling). */
+  /** Reload when the `config` file, or the content of a pool's keystore or truststore, changes (file events, backed by polling). */
   watch?: boolean
 }
 
@@ -70,7 +70,11 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   })
   if (opts.watch === true) {
     const file = opts.config!
-    const stop = watchConfig(resolve(file), async (xml) => await registry.reload({ xml, file }))
+    const stop = watchConfig(resolve(file), async (xml) => await registry.reload({ xml, file }), {
+      // A renewed keystore keeps its name: the XML alone would look unchanged.
+      dependencies: () => registry.storeFiles(),
+      stale: () => registry.storesChanged()
+    })
     fastify.addHook('onClose', async () => { stop() })
   }
   fastify.addHook('onClose', async () => { await registry.close() })

@@ -1,4 +1,5 @@
 'use strict'
+const path = require('node:path')
 // The benchmark's cases. Each one but `direct` is a Fastify server (logger
 // off) in its own process, started by bench/server.js, forwarding to the nginx
 // upstream. To add a case, add an entry:
@@ -15,6 +16,16 @@
 //   lifetime  x:connection.max-lifetime of the case's pool (ms): every counted
 //             run must open upstream connections (at least one per two
 //             lifetimes), so an ignored attribute cannot pass for a result
+//   https     the case forwards to nginx's TLS port (a certificate for
+//             127.0.0.1 issued by the test CA at bench start) instead of its
+//             plain one; `setup` then gets the https origin
+//   connectionPerRequest  every request must open a new upstream connection
+//             (checked on each counted run), so keep-alive left on cannot pass
+//             for a result
+//   maxConnections  caps wrk -c for the case: a case whose every request
+//             costs a TLS handshake serves far fewer req/s, and at -c64 its
+//             latency would reach wrk's 2 s timeout, turning the run into a
+//             count of abandoned requests
 //   target    an acceptance target, checked on the medians and printed as
 //             PASS/FAIL: { issue, minRpsRatio (req/s over the baseline's),
 //             maxP99Ratio (p99 latency over the baseline's),
@@ -58,12 +69,13 @@ const forward = (req, reply) => reply.from()
 
 /**
  * The plugin from dist/ (npm run bench builds first) with `xml`, one route
- * `/*` with `routeOptions` (`{ pool }`, `{ cacheKey }`; none: the default pool).
+ * `/*` with `routeOptions` (`{ pool }`, `{ cacheKey }`; none: the default pool);
+ * keystore and truststore names resolve in `configRoot`.
  */
-function pluginCase ({ xml = POOLS_XML, routeOptions = {} } = {}) {
+function pluginCase ({ xml = POOLS_XML, routeOptions = {}, configRoot } = {}) {
   return async (app, upstream) => {
     const plugin = require('../dist/index.js').default
-    await app.register(plugin, { origin: upstream, xml })
+    await app.register(plugin, { origin: upstream, xml, ...(configRoot === undefined ? {} : { configRoot }) })
     app.get('/*', routeOptions, forward)
   }
 }
@@ -72,6 +84,53 @@ function pluginCase ({ xml = POOLS_XML, routeOptions = {} } = {}) {
 async function bareReplyFrom (app, upstream) {
   await app.register(require('@fastify/reply-from'), { base: upstream, undici: DEFAULT_POOL_UNDICI })
   app.get('/*', forward)
+}
+
+// wrk -c of the https cases (see maxConnections).
+const TLS_CONNECTIONS = 16
+
+// The test CA (test/fixtures/tls) signs nginx's certificate at bench start;
+// its stores give the https cases their trust.
+const TLS_FIXTURES = path.join(__dirname, '..', 'test', 'fixtures', 'tls')
+
+/**
+ * One default pool forwarding to https with `keepalive.timeout="1"` (Repose's
+ * `connection: close` on every request): each request a new TLS connection.
+ * `stores`: its keystore/truststore attributes.
+ */
+function tlsPoolXml (stores) {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<http-connection-pools xmlns="http://docs.openrepose.org/repose/http-connection-pool/v1.0">
+  <pool id="default" default="true" http.conn-manager.max-per-route="200" keepalive.timeout="1" ${stores}/>
+</http-connection-pools>`
+}
+
+/**
+ * Bare reply-from over https with the trust of the plugin-tls pool (the test
+ * CA only, as undici's connect.ca), every request sent with `reset: true`
+ * (`connection: close`, the socket closed after the response) as the pool does
+ * with keepalive.timeout 1: reply-from drops a `connection` header, so a
+ * one-line interceptor sets it. undici hands connect.ca to tls.connect, which
+ * builds a context from it per connection, as the plugin did before issue 12.
+ *
+ * An undici Pool for the base origin, not reply-from's default Agent: the
+ * Agent drops an origin's Pool, and with it the connector's TLS session cache,
+ * whenever the origin's last connection closes, which with `connection: close`
+ * is after nearly every request; every handshake is then a full one, a cost
+ * the plugin's per-origin pools do not have and that has nothing to do with
+ * the context (measured: see BENCHMARKS.md, issue 12).
+ */
+function bareReplyFromTls ({ sharedContext = false } = {}) {
+  return async (app, upstream) => {
+    const { Pool } = require('undici')
+    const ca = require('node:fs').readFileSync(path.join(TLS_FIXTURES, 'ca.pem'), 'latin1')
+    const trust = sharedContext ? { secureContext: require('node:tls').createSecureContext({ ca }) } : { ca }
+    const pool = new Pool(upstream, { ...DEFAULT_POOL_UNDICI, connect: { ...DEFAULT_POOL_UNDICI.connect, ...trust } })
+      .compose((dispatch) => (opts, handler) => dispatch({ ...opts, reset: true }, handler))
+    app.addHook('onClose', async () => { await pool.close() })
+    await app.register(require('@fastify/reply-from'), { base: upstream, undici: pool })
+    app.get('/*', forward)
+  }
 }
 
 const ROTATION_MS = 1000
@@ -150,7 +209,52 @@ const cases = [
     what: 'reply-from again (A/A): the ratio any two identical cases show in this run',
     baseline: 'reply-from',
     setup: bareReplyFrom
+  },
+  {
+    name: 'reply-from-tls',
+    what: 'bare reply-from to nginx over https, an undici Pool with the options of reply-from, connect.ca = the test CA, reset (connection: close) on every request',
+    https: true,
+    connectionPerRequest: true,
+    maxConnections: TLS_CONNECTIONS,
+    setup: bareReplyFromTls()
+  },
+  {
+    // Issue 12: a truststore; one TLS context per pool instead of one per connection.
+    name: 'plugin-tls',
+    what: 'the plugin, https, default pool with truststore-filename="truststore.pem" (the test CA) and keepalive.timeout="1"',
+    baseline: 'reply-from-tls',
+    pool: 'default',
+    https: true,
+    connectionPerRequest: true,
+    maxConnections: TLS_CONNECTIONS,
+    target: { issue: 12, minRpsRatio: 1.0 },
+    setup: pluginCase({ xml: tlsPoolXml('truststore-filename="truststore.pem" truststore-password="password"'), configRoot: TLS_FIXTURES })
+  },
+  {
+    // Issue 12: a keystore with a trusted entry and no truststore, so Node's
+    // ~140 roots are trusted next to it: the set that was parsed per connection.
+    name: 'plugin-tls-keystore',
+    what: 'the plugin, https, default pool with keystore-filename="client.jks" (trusted entry: the test CA; no truststore) and keepalive.timeout="1"',
+    baseline: 'reply-from-tls',
+    pool: 'default',
+    https: true,
+    connectionPerRequest: true,
+    maxConnections: TLS_CONNECTIONS,
+    target: { issue: 12, minRpsRatio: 1.0 },
+    setup: pluginCase({ xml: tlsPoolXml('keystore-filename="client.jks" keystore-password="password" key-password="keypass"'), configRoot: TLS_FIXTURES })
+  },
+  {
+    // No target: how much of the plugin's lead over reply-from-tls is the
+    // shared context alone; its CPU per request next to plugin-tls's is the
+    // plugin's own cost per new connection.
+    name: 'reply-from-tls-context',
+    what: 'reply-from-tls given one secureContext (the test CA) for all connections instead of connect.ca',
+    baseline: 'reply-from-tls',
+    https: true,
+    connectionPerRequest: true,
+    maxConnections: TLS_CONNECTIONS,
+    setup: bareReplyFromTls({ sharedContext: true })
   }
 ]
 
-module.exports = { cases, DEFAULT_POOL_UNDICI, POOLS_XML, poolsXml }
+module.exports = { cases, DEFAULT_POOL_UNDICI, POOLS_XML, poolsXml, TLS_FIXTURES }

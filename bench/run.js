@@ -4,7 +4,9 @@
 // case once per round in a rotated order (BENCH_MODE=concurrent: all cases of a
 // round at the same time), each counted run on a server started and warmed
 // just for it; medians and per-round ratios against each case's
-// baseline; PASS/FAIL for the cases with a target. See BENCHMARKS.md.
+// baseline; PASS/FAIL for the cases with a target. With an https case among
+// them, nginx also listens with TLS, on a certificate issued at start by the
+// test CA. See BENCHMARKS.md.
 //
 // Env: BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5),
 // BENCH_CONNECTIONS (wrk -c, default 64), BENCH_WARMUP (seconds of the
@@ -83,15 +85,17 @@ function findExecutable (name, extraDirs) {
   return undefined
 }
 
-function requireTools () {
+function requireTools (https) {
   const nginx = findExecutable('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'])
   const wrk = findExecutable('wrk', ['/usr/local/bin'])
-  const missing = [!nginx && 'nginx', !wrk && 'wrk'].filter(Boolean)
+  // Only to issue nginx's certificate for the https cases.
+  const openssl = https ? findExecutable('openssl', ['/usr/local/bin']) : undefined
+  const missing = [!nginx && 'nginx', !wrk && 'wrk', https && !openssl && 'openssl'].filter(Boolean)
   if (missing.length > 0) {
     throw new BenchError(`npm run bench needs ${missing.join(' and ')} (looked on PATH, then in /usr/sbin, /usr/local/sbin, /usr/local/bin). ` +
       `On Debian/Ubuntu: apt-get install -y ${missing.join(' ')}  (.ci/run installs them in CI)`)
   }
-  return { nginx, wrk }
+  return { nginx, wrk, openssl }
 }
 
 function versionOf (file, args, pattern) {
@@ -207,8 +211,42 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------- nginx
 
-function nginxConfig (dir, port, connections) {
+/**
+ * A certificate for 127.0.0.1 (and localhost) issued by the test CA, in `dir`:
+ * a P-256 key, so that nginx's share of each handshake stays small next to
+ * the client side that the https cases measure.
+ */
+function issueServerCertificate (openssl, dir) {
   const p = (name) => path.join(dir, name)
+  const { TLS_FIXTURES } = require('./cases.js')
+  fs.writeFileSync(p('server.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  const steps = [
+    ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', p('server.key'), '-out', p('server.csr')],
+    ['x509', '-req', '-in', p('server.csr'), '-CA', path.join(TLS_FIXTURES, 'ca.pem'), '-CAkey', path.join(TLS_FIXTURES, 'ca.key'),
+      '-set_serial', String(Date.now()), '-days', '2', '-sha256', '-extfile', p('server.ext'), '-out', p('server.pem')]
+  ]
+  for (const args of steps) {
+    const r = spawnSync(openssl, args, { encoding: 'utf8', timeout: 15000 })
+    if (r.status !== 0) throw new BenchError(`openssl ${args[0]} failed while issuing nginx's certificate:\n${r.stderr || r.error}`)
+  }
+  return { cert: p('server.pem'), key: p('server.key') }
+}
+
+function nginxConfig (dir, port, connections, tls) {
+  const p = (name) => path.join(dir, name)
+  const tlsServer = tls === undefined
+    ? ''
+    : `
+    server {
+        listen 127.0.0.1:${tls.port} ssl;
+        ssl_certificate ${tls.cert};
+        ssl_certificate_key ${tls.key};
+        default_type text/plain;
+        location / {
+            return 200 '${BODY}';
+        }
+    }
+`
   return `# written by bench/run.js
 daemon off;
 master_process off;
@@ -237,25 +275,28 @@ http {
             return 200 '${BODY}';
         }
     }
-}
+${tlsServer}}
 `
 }
 
-async function startNginx (bin, connections) {
+async function startNginx (bin, connections, certificate) {
   const errorLog = path.join(tmpDir, 'error.log')
   const readLog = () => { try { return fs.readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') } catch { return '' } }
   let lastProblem = ''
   // The port is free when picked but other processes on the machine may take it first: retry.
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort()
+    const tls = certificate === undefined ? undefined : { ...certificate, port: await freePort() }
     const conf = path.join(tmpDir, 'nginx.conf')
-    fs.writeFileSync(conf, nginxConfig(tmpDir, port, connections))
+    fs.writeFileSync(conf, nginxConfig(tmpDir, port, connections, tls))
     // -e: the error log before the config is read (otherwise /var/log/nginx/error.log).
     const child = track(spawn(...pinned(LOAD_CPU, bin, ['-p', tmpDir + path.sep, '-c', conf, '-e', errorLog]), { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx')
     const stderr = tail(child.stderr)
     const deadline = Date.now() + START_TIMEOUT
     while (alive(child) && Date.now() < deadline) {
-      if (await canConnect(port)) return { port, url: `http://127.0.0.1:${port}`, child }
+      if (await canConnect(port) && (tls === undefined || await canConnect(tls.port))) {
+        return { port, url: `http://127.0.0.1:${port}`, httpsUrl: tls && `https://127.0.0.1:${tls.port}`, child }
+      }
       await sleep(50)
     }
     await stopChild(child)
@@ -378,7 +419,7 @@ function checkAlive (spec, targets) {
  * would carry its luck into every round's ratio.
  */
 async function startCase (spec, upstream, settings) {
-  const target = spec.setup ? await startServer(spec, upstream.url, settings.nodeArgs) : upstream
+  const target = spec.setup ? await startServer(spec, spec.https ? upstream.httpsUrl : upstream.url, settings.nodeArgs) : upstream
   const started = { spec, target, targets: { [spec.name]: target, nginx: upstream }, server: spec.setup ? target.child : undefined }
   const res = await probe(target.url)
   if (res.status !== 200 || res.body !== BODY) {
@@ -394,7 +435,7 @@ async function startCase (spec, upstream, settings) {
  * the heap and code the warm-up left.
  */
 async function warmUp (list, tools, settings) {
-  const warm = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.warmupSeconds, settings.connections)))
+  const warm = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.warmupSeconds, wrkConnections(c.spec, settings))))
   for (const [i, c] of list.entries()) {
     checkAlive(c.spec, c.targets)
     if (warm[i].non2xx > 0) throw new BenchError(`case ${c.spec.name}: ${warm[i].non2xx} non-2xx responses during warm-up`)
@@ -411,7 +452,7 @@ async function warmUp (list, tools, settings) {
 async function countedRuns (list, tools, settings, r) {
   const counters = () => Promise.all(list.map((c) => c.server && serverCounters(c.server)))
   const before = await counters()
-  const results = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.duration, settings.connections)))
+  const results = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.duration, wrkConnections(c.spec, settings))))
   const after = await counters()
   return list.map((c, i) => countedRun(c, results[i], before[i], after[i], settings, r))
 }
@@ -430,6 +471,12 @@ function countedRun ({ spec, targets, warmRps }, res, before, after, settings, r
   const errText = errs ? `  socket errors: connect ${errs.connect}, read ${errs.read}, write ${errs.write}, timeout ${errs.timeout}` : ''
   const cpuText = run.cpuUs === undefined ? '' : `  CPU ${run.cpuUs.toFixed(1)} µs/req  gateway p99 ${run.gatewayP99.toFixed(2)} ms`
   console.log(`round ${r + 1}/${settings.rounds}  ${spec.name.padEnd(16)} ${String(Math.round(res.rps)).padStart(7)} req/s  p99 ${res.p99.toFixed(2).padStart(7)} ms${cpuText}  (warm-up ${Math.round(warmRps)} req/s)${upstreamText(spec, run)}${errText}`)
+  // wrk counts only the requests it saw completed, so the server made at least
+  // that many; a request wrk abandoned as the warm-up ended may have left one
+  // connection per wrk connection open and idle, which the counted run then uses.
+  if (spec.connectionPerRequest && run.upstream.connects + wrkConnections(spec, settings) < res.requests) {
+    throw new BenchError(`case ${spec.name}: ${run.upstream.connects} upstream connection(s) opened for ${res.requests} requests in round ${r + 1}: connections are being kept alive`)
+  }
   if (spec.lifetime) {
     // Each busy socket is replaced about once per lifetime; half that rate is the floor, so only an ignored lifetime fails.
     const expected = Math.max(1, Math.floor(settings.duration * 1000 / (2 * spec.lifetime)))
@@ -500,6 +547,11 @@ function parseWrk (out) {
     non2xx: non2xx ? Number(non2xx[1]) : 0,
     socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : null
   }
+}
+
+/** wrk -c for a case: BENCH_CONNECTIONS, capped by the case's `maxConnections`. */
+function wrkConnections (spec, settings) {
+  return Math.min(settings.connections, spec.maxConnections ?? Infinity)
 }
 
 function wrk (bin, url, seconds, connections) {
@@ -671,17 +723,19 @@ async function main () {
   const strict = process.env.BENCH_STRICT === '1'
   const mode = benchMode()
   const specs = selectCases(mode)
-  const tools = requireTools()
+  const tools = requireTools(specs.some((c) => c.https))
   const info = machine(tools)
   const settings = { mode, duration, rounds: roundCount, connections, threads: 1, warmupSeconds: warmup, nodeArgs: nodeArgs() }
 
   console.log(`machine: ${info.nproc} CPUs, ${info.cpu}; node ${info.node}; ${info.nginx}; ${info.wrk}; load ${info.loadavg.join(' ')}`)
-  console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency per case, ${mode}, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
+  const capped = specs.filter((c) => wrkConnections(c, settings) < connections).map((c) => `${c.name} -c${wrkConnections(c, settings)}`)
+  console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency per case${capped.length > 0 ? ` (${capped.join(', ')})` : ''}, ${mode}, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
   if (settings.nodeArgs.length > 0) console.log(`case servers run with: node ${settings.nodeArgs.join(' ')}`)
 
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-bench-'))
-  const upstream = await startNginx(tools.nginx, mode === 'concurrent' ? connections * specs.length : connections)
-  console.log(`upstream: nginx on ${upstream.url}`)
+  const certificate = tools.openssl ? issueServerCertificate(tools.openssl, tmpDir) : undefined
+  const upstream = await startNginx(tools.nginx, mode === 'concurrent' ? connections * specs.length : connections, certificate)
+  console.log(`upstream: nginx on ${upstream.url}${upstream.httpsUrl ? ` and ${upstream.httpsUrl}` : ''}`)
 
   const rounds = []
   const n = specs.length
@@ -704,7 +758,7 @@ async function main () {
     for (const t of targetResults) console.log(targetLine(t))
   }
   info.loadavgEnd = os.loadavg().map((n) => Number(n.toFixed(2)))
-  const results = { date: new Date().toISOString(), machine: info, settings, upstream: 'nginx, return 200 \'hello world\'', summary, targets: targetResults, rounds }
+  const results = { date: new Date().toISOString(), machine: info, settings, upstream: `nginx, return 200 'hello world'${upstream.httpsUrl ? '; https cases: TLS, P-256 certificate from the test CA' : ''}`, summary, targets: targetResults, rounds }
   fs.writeFileSync(RESULTS, JSON.stringify(results, null, 2) + '\n')
   console.log(`\nload average at the end: ${info.loadavgEnd.join(' ')}; written ${path.relative(process.cwd(), RESULTS)}`)
   if (strict && targetResults.some((t) => t.result === 'FAIL')) {

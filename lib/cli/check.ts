@@ -2,7 +2,7 @@ import { dirname } from 'node:path'
 import { ConfigError, formatProblem } from '../config/errors.js'
 import { loadConfigFile } from '../config/load.js'
 import { maskSettings } from '../config/settings.js'
-import { loadTlsMaterial } from '../tls/index.js'
+import { loadPoolContext } from '../tls/index.js'
 
 export interface Output { out: (line: string) => void, err: (line: string) => void }
 
@@ -14,11 +14,11 @@ function show (value: unknown): string {
 export async function check (file: string, io: Output): Promise<number> {
   try {
     const { defaultId, pools } = await loadConfigFile(file, dirname(file))
-    // Keystores are opened too: a wrong password is a config error, not a runtime surprise.
+    // Keystores are opened, and their TLS context built, too: a wrong password is a config error, not a runtime surprise.
     const problems = []
     for (const pool of pools) {
       try {
-        for (const warning of loadTlsMaterial(pool, dirname(file)).warnings) io.err(`${file}: warning: ${warning}`)
+        for (const warning of loadPoolContext(pool, dirname(file)).warnings) io.err(`${file}: warning: ${warning}`)
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err
         problems.push(...err.errors)

@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls'
 import type { PoolSettings } from '../config/schema.js'
 import { ResilientDispatcher } from '../resilience/dispatcher.js'
 import { PoolDispatcher } from '../pool/dispatcher.js'
-import { loadTlsMaterial } from '../tls/index.js'
+import { loadPoolContext } from '../tls/index.js'
 
 export interface BuildContext {
   configRoot: string
@@ -11,15 +11,16 @@ export interface BuildContext {
 }
 
 /**
- * TLS options of a pool: its client certificate and trusted CAs, verification
- * on unless `x:tls.insecure` restores Repose's trust-all. Throws ConfigError.
+ * TLS options of a pool: one context (client certificate, trusted CAs) for
+ * all its connections, direct or through a proxy's tunnel; verification on
+ * unless `x:tls.insecure` restores Repose's trust-all. Throws ConfigError.
  */
 function tlsOptions (settings: PoolSettings, ctx: BuildContext): ConnectionOptions {
-  const { warnings, ...material } = loadTlsMaterial(settings, ctx.configRoot)
+  const { warnings, secureContext } = loadPoolContext(settings, ctx.configRoot)
   for (const warning of warnings) ctx.log.warn({ pool: settings.id }, warning)
-  if (!settings['tls.insecure']) return { ...material, rejectUnauthorized: true }
+  if (!settings['tls.insecure']) return { secureContext, rejectUnauthorized: true }
   ctx.log.warn({ pool: settings.id }, `pool "${settings.id}" has x:tls.insecure="true": upstream certificates and host names are NOT verified`)
-  return { ...material, rejectUnauthorized: false, checkServerIdentity: () => undefined }
+  return { secureContext, rejectUnauthorized: false, checkServerIdentity: () => undefined }
 }
 
 /** Settings to a live dispatcher (connections, then retries and breaker), with everything that needs the file system or the logger. */

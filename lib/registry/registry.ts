@@ -7,10 +7,13 @@ import type { PoolSettings } from '../config/schema.js'
 import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
 import type { ExchangeCounters } from '../pool/exchange.js'
+import { sameStores, storeDigests, storePaths, type StoreDigests } from '../tls/index.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
   settings: PoolSettings
+  /** The content of the keystore and truststore files when the pool was built: a renewed file keeps its name. */
+  stores: StoreDigests
   dispatcher: ResilientDispatcher
   /** `request()` callers' keys. */
   clientCache: ResponseCache
@@ -60,6 +63,8 @@ export class PoolRegistry {
   private queue: Promise<unknown> = Promise.resolve()
   private reloads = 0
   private lastReloadError: ConfigError | Error | null = null
+  /** A config that was read but whose pools could not be built (a keystore being replaced…): its files are worth watching too. */
+  private attempted: ParsedConfig | undefined
   private readonly source
 
   constructor (config: ParsedConfig, private readonly ctx: RegistryContext) {
@@ -101,14 +106,34 @@ export class PoolRegistry {
   /**
    * Re-reads the config (or uses `xml`). Invalid: rejects with the error and the
    * current pools keep serving. Valid: new requests use the new pools at once;
-   * pools whose settings did not change keep their dispatcher, connections and
-   * cache; replaced ones finish their in-flight requests, then close.
+   * pools whose settings and keystore/truststore contents did not change keep
+   * their dispatcher, connections and cache; replaced ones finish their
+   * in-flight requests, then close.
    * `file` names where `xml` came from, for errors.
    */
   async reload (opts: { xml?: string, file?: string } = {}): Promise<void> {
     const run = this.queue.then(async () => await this.apply(opts.xml, opts.file))
     this.queue = run.catch(() => {})
     await run
+  }
+
+  /** Absolute paths of the keystores and truststores the pools were built from (and those of a config that could not be built). */
+  storeFiles (): string[] {
+    const pools = [...[...this.entries.values()].map((e) => e.settings), ...(this.attempted?.pools ?? [])]
+    return [...new Set(pools.flatMap((settings) => storePaths(settings, this.ctx.configRoot)))]
+  }
+
+  /**
+   * Whether a reload of the same config would build something else: a
+   * keystore or truststore's content differs from what its pool was built
+   * from, or the last config read could not be built and may now be.
+   */
+  storesChanged (): boolean {
+    if (this.attempted !== undefined) return true
+    for (const { settings, stores } of this.entries.values()) {
+      if ((stores.keystore !== null || stores.truststore !== null) && !sameStores(stores, storeDigests(settings, this.ctx.configRoot))) return true
+    }
+    return false
   }
 
   stats (): RegistryStats {
@@ -144,8 +169,10 @@ export class PoolRegistry {
   private async apply (xml: string | undefined, file: string | undefined): Promise<void> {
     let config: ParsedConfig
     let next: Map<string, PoolEntry>
+    this.attempted = undefined
     try {
       config = await this.ctx.load(xml, file)
+      this.attempted = config
       const used = new Set(this.ctx.usedPools())
       const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
       if (removed.length > 0) {
@@ -159,6 +186,7 @@ export class PoolRegistry {
     }
     const previous = this.entries
     this.entries = next
+    this.attempted = undefined
     this.current = config
     this.reloads++
     this.lastReloadError = null
@@ -172,20 +200,24 @@ export class PoolRegistry {
     }
   }
 
-  /** Entries for `config`, reusing those of `keep` whose settings did not change. */
+  /** Entries for `config`, reusing those of `keep` whose settings and store contents did not change. */
   private build (config: ParsedConfig, keep: Map<string, PoolEntry>): Map<string, PoolEntry> {
     const built = new Map<string, PoolEntry>()
     const fresh: PoolEntry[] = []
     try {
       for (const settings of config.pools) {
+        // Read before the pool is built: should a file change in between, the
+        // next comparison sees a difference and rebuilds, rather than missing it.
+        const stores = storeDigests(settings, this.ctx.configRoot)
         const old = keep.get(settings.id)
-        if (old !== undefined && sameSettings(old.settings, settings)) {
+        if (old !== undefined && sameSettings(old.settings, settings) && sameStores(old.stores, stores)) {
           built.set(settings.id, old)
           continue
         }
         const ttl = settings['cache.ttl']
         const entry: PoolEntry = {
           settings,
+          stores,
           dispatcher: buildDispatcher(settings, this.ctx),
           clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
           forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits),
@@ -221,7 +253,7 @@ export class PoolRegistry {
       const old = previous.get(id)
       if (old === undefined) changes[id] = 'added'
       else if (old === entry) changes[id] = 'unchanged'
-      else changes[id] = `changed: ${changedAttributes(old.settings, entry.settings).join(', ')}`
+      else changes[id] = `changed: ${[...changedAttributes(old.settings, entry.settings), ...changedStores(old, entry)].join(', ')}`
     }
     for (const id of previous.keys()) if (!next.has(id)) changes[id] = 'removed'
     this.ctx.log.info({ pools: changes }, `config reloaded (${Object.entries(changes).map(([id, c]) => `${id}: ${c}`).join('; ')})`)
@@ -230,4 +262,11 @@ export class PoolRegistry {
   private entry (id: string): PoolEntry {
     return this.entries.get(id) ?? this.entries.get(this.defaultId)!
   }
+}
+
+/** Stores whose file name stayed but whose content changed, for the reload log. */
+function changedStores (old: PoolEntry, entry: PoolEntry): string[] {
+  return (['keystore', 'truststore'] as const)
+    .filter((role) => old.settings[`${role}-filename`] === entry.settings[`${role}-filename`] && old.stores[role] !== entry.stores[role])
+    .map((role) => `${role}-filename (file content)`)
 }

@@ -1,4 +1,5 @@
-// A pool's keystore / truststore settings as Node TLS options (key, cert, ca).
+// A pool's keystore / truststore settings as Node TLS material (key, cert,
+// ca), and as the one TLS context that all of the pool's connections share.
 //
 // Files are recognised by content, whatever their extension:
 // - JKS (0xFEEDFEED) and JCEKS (0xCECECECE): integrity digest checked with the
@@ -21,9 +22,9 @@
 //
 // Every failure is a ConfigError with one problem naming the pool and the
 // attribute to fix; messages never contain a password.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
 import * as tls from 'node:tls'
 import { ConfigError } from '../config/errors.js'
 import type { PoolSettings } from '../config/schema.js'
@@ -97,6 +98,73 @@ export function loadTlsMaterial (settings: PoolSettings, configRoot: string): Tl
   return material
 }
 
+export interface PoolContext {
+  /** Keys, certificates and CAs, parsed once: pass as `secureContext` to every connection of the pool. */
+  secureContext: tls.SecureContext
+  /** As in TlsMaterial. */
+  warnings: string[]
+}
+
+/**
+ * The pool's TLS context, built once from its keystore and truststore.
+ * Handed key/cert/ca instead, tls.connect builds a context per connection,
+ * parsing every CA again: with a keystore's trusted entries next to Node's
+ * ~140 roots, tens of milliseconds of CPU per new connection.
+ * @throws ConfigError as loadTlsMaterial, or when OpenSSL refuses the material (e.g. a key too small for its security level).
+ */
+export function loadPoolContext (settings: PoolSettings, configRoot: string): PoolContext {
+  const { warnings, ...material } = loadTlsMaterial(settings, configRoot)
+  try {
+    return { secureContext: tls.createSecureContext(material), warnings }
+  } catch (err) {
+    // The readers already matched the key to its certificate and parsed every CA: what is left is OpenSSL's policy on the client identity.
+    const role: Role = material.key !== undefined ? 'keystore' : 'truststore'
+    const file = settings[`${role}-filename`]
+    const ctx = new Context(settings, configRoot, [])
+    throw ctx.error(`${role}-filename`, `${role} "${file}": OpenSSL refuses its ${role === 'keystore' ? 'key or certificate' : 'certificates'} (${ctx.scrub(String((err as Error).message))})`)
+  }
+}
+
+/** Per store: a digest of the file's content, null when the pool has no such store. */
+export interface StoreDigests {
+  readonly keystore: string | null
+  readonly truststore: string | null
+}
+
+/**
+ * What the pool's TLS was built from, by content rather than by name: a
+ * renewed keystore keeps its file name. A file that cannot be read gets a
+ * value no content has, so it never passes for the content last loaded.
+ */
+export function storeDigests (settings: PoolSettings, configRoot: string): StoreDigests {
+  return {
+    keystore: fileDigest(settings['keystore-filename'], configRoot),
+    truststore: fileDigest(settings['truststore-filename'], configRoot)
+  }
+}
+
+/** Absolute paths of the pool's keystore and truststore files. */
+export function storePaths (settings: PoolSettings, configRoot: string): string[] {
+  return [settings['keystore-filename'], settings['truststore-filename']].filter((f) => f !== null).map((f) => resolve(configRoot, f))
+}
+
+export function sameStores (a: StoreDigests, b: StoreDigests): boolean {
+  return a.keystore === b.keystore && a.truststore === b.truststore
+}
+
+function fileDigest (file: string | null, configRoot: string): string | null {
+  if (file === null) return null
+  const path = resolve(configRoot, file)
+  try {
+    // Not read: the loader refuses it anyway.
+    const { size } = statSync(path)
+    if (size > MAX_STORE_BYTES) return `too large: ${size}`
+    return createHash('sha256').update(readFileSync(path)).digest('hex')
+  } catch (err) {
+    return `unreadable: ${(err as NodeJS.ErrnoException).code ?? 'error'}`
+  }
+}
+
 class Context {
   constructor (
     private readonly settings: PoolSettings,
@@ -113,7 +181,7 @@ class Context {
   }
 
   /** For a message from an unexpected error: no message built here holds a password, but a foreign one might. */
-  private scrub (message: string): string {
+  scrub (message: string): string {
     let out = message
     for (const key of ['keystore-password', 'key-password', 'truststore-password'] as const) {
       const secret = this.settings[key]

@@ -169,6 +169,11 @@ export function peerCn (req: IncomingMessage | Http2ServerRequest): string {
   return cert?.subject?.CN === undefined ? '' : String(cert.subject.CN)
 }
 
+/** SHA-256 fingerprint of the client certificate the upstream saw ('' when none). */
+export function peerFingerprint (req: IncomingMessage | Http2ServerRequest): string {
+  return (req.socket as TLSSocket).getPeerCertificate()?.fingerprint256 ?? ''
+}
+
 /** The SNI name the client sent, as the upstream saw it ('' when none). */
 export function servername (req: IncomingMessage | Http2ServerRequest): string {
   const name = (req.socket as TLSSocket & { servername?: string | false }).servername

@@ -4,7 +4,8 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import t, { type Test } from 'tap'
 import type { PoolSettings } from '../../lib/config/schema.js'
-import { loadTlsMaterial } from '../../lib/tls/index.js'
+import { loadPoolContext, loadTlsMaterial } from '../../lib/tls/index.js'
+import { keystoreMaker } from '../helpers/keystores.js'
 import { EXTRA, SHARED, configError, keystore, pool, secretsOf, shared, type Attributes } from './helpers.js'
 
 const extra = (file: string): string => relative(SHARED, join(EXTRA, file))
@@ -22,6 +23,8 @@ interface Case {
   root?: string
   attribute: string
   message: RegExp | string
+  /** What is loaded: the material by default. */
+  load?: (settings: PoolSettings, configRoot: string) => unknown
 }
 
 /** Runs a case: one problem, the right pool and attribute, the message, and no password anywhere. */
@@ -29,7 +32,7 @@ function check (t: Test, c: Case): void {
   const root = c.root ?? SHARED
   // parseConfig refuses missing files itself: an override replaces a name that exists in the shared fixtures.
   const settings = { ...pool(c.attributes, c.override === undefined ? root : SHARED), ...c.override } as PoolSettings
-  const err = configError(() => loadTlsMaterial(settings, root))
+  const err = configError(() => (c.load ?? loadTlsMaterial)(settings, root))
   t.equal(err.errors.length, 1, `${c.label}: one problem`)
   const p = err.errors[0]!
   t.equal(p.pool, 'p', `${c.label}: pool`)
@@ -182,6 +185,18 @@ t.test('a private key that does not match its certificate: keystore-filename', a
     root: dir,
     attribute: 'keystore-filename',
     message: /^keystore "mismatch\.pem": the private key does not match the certificates stored with it \("CN=localhost", "CN=fhp-test-ca"\)$/
+  })
+})
+
+t.test('a client key OpenSSL will not use (RSA 512): keystore-filename when the pool is built, not a TLS failure on every connection', async (t) => {
+  const dir = t.testdir({ 'small.pem': keystoreMaker(t).pem({ rsaBits: 512 }).bytes })
+  check(t, {
+    label: 'RSA 512',
+    attributes: keystore('small.pem', 'Any-Store-Value', 'Any-Key-Value'),
+    root: dir,
+    attribute: 'keystore-filename',
+    message: /^keystore "small\.pem": OpenSSL refuses its key or certificate \(.*key too small\)$/,
+    load: loadPoolContext
   })
 })
 
