@@ -6,9 +6,14 @@ import { once } from 'node:events'
 import t from 'tap'
 import { config, gateway, pool, type Tap } from '../helpers/resilience.js'
 
-/** Pool `r` with retries; `variant` changes a setting so that each reload replaces the pool. */
+/**
+ * Pool `r` with retries; `variant` changes a setting so that each reload
+ * replaces the pool. The retry budget is open: what is tested is that reloads
+ * lose nothing, not how many retries the budget allows.
+ */
 const xml = (variant: number): string => config(pool('r', {
   default: 'true',
+  'x:retry.budget': 100,
   'x:retry.base-delay': 60,
   'x:retry.max-delay': 1000,
   'http.socket.timeout': 10000 + variant

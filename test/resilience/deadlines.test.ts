@@ -12,8 +12,8 @@ const QUEUE = 200
 const DEADLINE = 600
 
 const XML = config(
-  // One connection in all: a second request can only wait for the first one's.
-  pool('q', { default: 'true', 'http.conn-manager.max-total': 1, 'http.conn-manager.max-per-route': 1, 'x:queue.timeout': QUEUE, 'x:retry.base-delay': 20 }),
+  // One connection in all: a second request can only wait for the first one's (and as many may wait as come).
+  pool('q', { default: 'true', 'http.conn-manager.max-total': 1, 'http.conn-manager.max-per-route': 1, 'x:queue.timeout': QUEUE, 'x:queue.max-pending': 0, 'x:retry.base-delay': 20 }),
   // Five attempts, 100 ms base delay: the deadline comes while attempts are left.
   pool('d', { 'x:request.timeout': DEADLINE, 'x:retry.max-attempts': 5, 'x:retry.base-delay': 100, 'x:retry.max-delay': 2000 }),
   // A connect that cannot complete, slower than the queue timeout.
