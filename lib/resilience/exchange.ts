@@ -183,7 +183,8 @@ export class Exchange implements Controller {
     if (this.delivering) return this.finish(err)
     // Neither the pool's own limits nor the caller's going away say anything about the origin.
     if (isPoolLimit(err) || isClientAbort(err)) return this.finish(err)
-    this.outcome(countsAsBreakerFailure(err))
+    // A failure of the origin counts; anything else (a malformed response, the proxy) is no success either.
+    if (countsAsBreakerFailure(err)) this.outcome(true)
     const retryable = isConnectFailure(err) || (isAfterWriteFailure(err) && this.layer.methods.has(this.opts.method))
     const delay = backoff(this.settings, this.attempts)
     if (retryable && this.canRetry() && this.fits(delay) && this.budgetAllows()) this.scheduleRetry(delay)

@@ -6,12 +6,25 @@ const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTF
 const AFTER_WRITE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED'])
 // What the breaker counts besides 502/503/504 responses: the upstream did not answer.
 const BREAKER_ERRORS = new Set([...NOT_CONNECTED, ...AFTER_WRITE])
+// OpenSSL's verification failures that do not say CERT in their code.
+const TLS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'HOSTNAME_MISMATCH'])
 
 const code = (err: unknown): string => String((err as { code?: unknown })?.code ?? '')
 
+/** A TLS handshake or verification failure: it would fail the same way again. */
+export function isTlsFailure (err: unknown): boolean {
+  const c = code(err)
+  return TLS.has(c) || c.startsWith('ERR_TLS') || c.startsWith('ERR_SSL') || c.includes('CERT')
+}
+
+/** undici reports an HTTP/2 stream reset as an informational error that says so. */
+const isStreamReset = (err: unknown): boolean =>
+  code(err) === 'UND_ERR_INFO' && String((err as { message?: unknown }).message).startsWith('HTTP/2')
+
 export function isConnectFailure (err: unknown): boolean { return NOT_CONNECTED.has(code(err)) }
 export function isAfterWriteFailure (err: unknown): boolean { return AFTER_WRITE.has(code(err)) }
-export function countsAsBreakerFailure (err: unknown): boolean { return BREAKER_ERRORS.has(code(err)) }
+/** SPEC: the breaker counts refused, reset, closed, timeouts, TLS handshake failures and HTTP/2 stream resets. */
+export function countsAsBreakerFailure (err: unknown): boolean { return BREAKER_ERRORS.has(code(err)) || isTlsFailure(err) || isStreamReset(err) }
 export const isFailureStatus = (status: number): boolean => status === 502 || status === 503 || status === 504
 
 /** Wait before retry `k` (1-based): `random(0.8, 1.0) * base * 2^(k-1)`, capped by max-delay. */

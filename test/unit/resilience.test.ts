@@ -284,3 +284,18 @@ t.test('x:retry.budget: retries in progress are at most that share of the exchan
   t.equal(dispatcher.counters.retryBudgetExhausted, 2)
   t.equal(callers.filter((c) => c.code === 'ECONNRESET').length, 2, 'the others get their failure as it is')
 })
+
+t.test('the breaker counts TLS failures and HTTP/2 stream resets; a malformed response neither counts nor resets the run', async (t) => {
+  const { pool, dispatcher, send } = layer('x:retry.max-attempts="1" x:circuit-breaker.threshold="3"')
+  send()
+  pool.sent[0]!.fail('ERR_TLS_CERT_ALTNAME_INVALID')
+  send()
+  pool.sent[1]!.fail('FST_HTTP_POOLS_RESPONSE_LIMIT')
+  send()
+  const reset = pool.sent[2]!.start()
+  reset.handler.onResponseError?.(reset.controller, Object.assign(new Error('HTTP/2: "stream error" received - code 2'), { code: 'UND_ERR_INFO' }))
+  t.equal(dispatcher.breaker!.open, 0, 'two failures of the origin so far: the malformed response did not end the run')
+  send()
+  pool.sent[3]!.fail('UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+  t.equal(dispatcher.breaker!.open, 1, 'the third opens the circuit')
+})
