@@ -23,9 +23,11 @@ export interface Capacity {
 
 /**
  * A pool's exchanges. Each one is cancellable from the moment it is
- * dispatched: requests that find no room wait in the pool's own queue, oldest
- * first across origins, and undici is only handed a request it can send at
- * once. A request given up while it waits (queue timeout, caller gone) leaves
+ * dispatched: requests that find no room wait in the pool's own queue, and
+ * undici is only handed a request it can send at once. The queue is fair
+ * across origins: room that frees goes to the origins in turn, the one that
+ * has waited longest for its turn first, oldest request first within an
+ * origin; so no origin waits behind another origin's backlog. A request given up while it waits (queue timeout, caller gone) leaves
  * the queue there and then, is never sent and holds nothing; undici's queue
  * can only drop a request by destroying the connection it is handed.
  * Exchanges in flight are counted per origin; this is the innermost layer
@@ -35,7 +37,9 @@ export class Exchanges {
   readonly counters: ExchangeCounters = { requests: 0, errors: 0, queueTimeouts: 0, queueFull: 0 }
   inFlight = 0
   private readonly byOrigin = new Map<string, number>()
-  private readonly queue: PoolExchange[] = []
+  /** Waiting requests per origin; the map's order is the origins' turns. */
+  private readonly queues = new Map<string, PoolExchange[]>()
+  private queued = 0
   private pumpScheduled = false
   private drained: (() => void) | undefined
 
@@ -47,7 +51,7 @@ export class Exchanges {
   }
 
   /** Requests waiting for room. */
-  get waiting (): number { return this.queue.length }
+  get waiting (): number { return this.queued }
 
   private hasRoom (origin: string): boolean {
     return this.inFlight < this.capacity.total && (this.byOrigin.get(origin) ?? 0) < this.capacity.perOrigin
@@ -59,17 +63,20 @@ export class Exchanges {
    * cannot make the whole gateway wait).
    */
   admit (ex: PoolExchange): void {
-    if (this.queue.length === 0 && this.hasRoom(ex.origin)) {
+    if (this.queued === 0 && this.hasRoom(ex.origin)) {
       ex.send()
       return
     }
     const { maxPending } = this.capacity
-    if (maxPending > 0 && this.queue.length >= maxPending) {
+    if (maxPending > 0 && this.queued >= maxPending) {
       this.counters.queueFull++
       ex.abort(queueFull(maxPending))
       return
     }
-    this.queue.push(ex)
+    const queue = this.queues.get(ex.origin)
+    if (queue === undefined) this.queues.set(ex.origin, [ex])
+    else queue.push(ex)
+    this.queued++
     const wait = this.capacity.queueTimeout
     if (wait > 0) ex.timer = this.clock.setTimeout(() => { this.timedOut(ex, wait) }, wait)
   }
@@ -81,10 +88,15 @@ export class Exchanges {
 
   /** `ex` was given up while it waited. */
   leave (ex: PoolExchange): void {
-    const i = this.queue.indexOf(ex)
-    if (i !== -1) this.queue.splice(i, 1)
+    const queue = this.queues.get(ex.origin)
+    const i = queue?.indexOf(ex) ?? -1
+    if (i !== -1) {
+      queue!.splice(i, 1)
+      this.queued--
+      if (queue!.length === 0) this.queues.delete(ex.origin)
+    }
     this.clock.clearTimeout(ex.timer)
-    if (this.queue.length === 0) this.drained?.()
+    if (this.queued === 0) this.drained?.()
   }
 
   begin (origin: string): void {
@@ -100,7 +112,7 @@ export class Exchanges {
     if (n === 0) this.byOrigin.delete(origin)
     else this.byOrigin.set(origin, n)
     // After the current event: undici frees the connection only once this exchange's end has been handled.
-    if (this.queue.length > 0 && !this.pumpScheduled) {
+    if (this.queued > 0 && !this.pumpScheduled) {
       this.pumpScheduled = true
       setImmediate(() => {
         this.pumpScheduled = false
@@ -109,30 +121,39 @@ export class Exchanges {
     }
   }
 
-  /** Sends the oldest waiting requests that have room; one whose origin is full waits, others go by it. */
+  /**
+   * Hands the room there is to the origins in turn: each origin with room sends
+   * its oldest request and goes to the back of the line; an origin at its own
+   * limit keeps its place.
+   */
   private pump (): void {
-    for (let i = 0; i < this.queue.length && this.inFlight < this.capacity.total;) {
-      const ex = this.queue[i]!
-      if (!this.hasRoom(ex.origin)) {
-        i++
-        continue
+    let sent = true
+    while (sent && this.queued > 0 && this.inFlight < this.capacity.total) {
+      sent = false
+      for (const [origin, queue] of this.queues) {
+        if (this.inFlight >= this.capacity.total) break
+        if (!this.hasRoom(origin)) continue
+        const ex = queue.shift()!
+        this.queued--
+        this.queues.delete(origin)
+        if (queue.length > 0) this.queues.set(origin, queue)
+        this.clock.clearTimeout(ex.timer)
+        ex.send()
+        sent = true
       }
-      this.queue.splice(i, 1)
-      this.clock.clearTimeout(ex.timer)
-      ex.send()
     }
-    if (this.queue.length === 0) this.drained?.()
+    if (this.queued === 0) this.drained?.()
   }
 
   /** Resolves once nothing waits (the pool is closing: what waits is still sent). */
   async untilDrained (): Promise<void> {
-    if (this.queue.length === 0) return
+    if (this.queued === 0) return
     await new Promise<void>((resolve) => { this.drained = resolve })
   }
 
   /** Fails every waiting request (the pool is destroyed). */
   failWaiting (err: Error): void {
-    for (const ex of [...this.queue]) ex.abort(err)
+    for (const queue of [...this.queues.values()]) for (const ex of [...queue]) ex.abort(err)
   }
 
   inFlightTo (origin: string): number { return this.byOrigin.get(origin) ?? 0 }

@@ -180,3 +180,12 @@ t.test('x:queue.max-pending: one more waiting request is refused at once with 50
   await p.finish(0)
   t.same(p.sent.map((s) => s.opts.path), ['/running', '/w2'], 'the refused one was never sent')
 })
+
+t.test('fair across origins at max-total: room goes to the origins in turn, so B does not wait for A\'s backlog', async (t) => {
+  const p = pool({ perOrigin: 10, total: 1 })
+  p.send(A, '/a1')
+  for (const path of ['/a2', '/a3', '/a4']) p.send(A, path)
+  p.send(B, '/b1')
+  for (let i = 0; i < 4; i++) await p.finish(i)
+  t.same(p.sent.map((s) => s.opts.path), ['/a1', '/a2', '/b1', '/a3', '/a4'], 'B\'s request went after one of A\'s, not after all of them')
+})
