@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { Client } from 'undici'
 import { errors } from 'undici'
+import { closedByPool } from './errors.js'
 
 export type ConnectCallback = (err: Error | null, socket: Socket | null) => void
 export type Connector = (options: object, callback: ConnectCallback) => void
@@ -86,7 +87,7 @@ export class ConnectionBudget {
       if (socket === null || socket.destroyed) continue
       const { running, pending } = client.stats
       if (running === 0 && pending === 0 && !this.waiters.some((w) => w.client === client)) {
-        socket.destroy()
+        socket.destroy(closedByPool('room for another origin at max-total'))
         needed--
       }
     }

@@ -9,6 +9,15 @@ export class ResponseLimitError extends errors.UndiciError {
   }
 }
 
+/**
+ * Why the pool closes one of its own idle connections (lifetime over, room for
+ * another origin). A socket closed without an error crashes undici's HTTP/2
+ * session handler, which then reads the socket it has already let go; with an
+ * informational error both HTTP/1.1 and HTTP/2 clients take the close as
+ * nothing to report.
+ */
+export const closedByPool = (why: string): Error => new errors.InformationalError(`connection closed by the pool: ${why}`)
+
 /** A response that is not HTTP as the pool accepts it (a status outside 100-599). */
 export class BadResponseError extends Error {
   readonly code = 'FST_HTTP_POOLS_BAD_RESPONSE'

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { systemClock, type Clock } from '../time/clock.js'
+import { closedByPool } from './errors.js'
 
 /** What the lifetime needs of an undici Client: whether a request is on it. */
 export interface ClientLoad { stats: { running: number, pending: number } }
@@ -36,7 +37,7 @@ export class ConnectionLifetime {
     const tracked = this.sockets.get(client)
     if (tracked === undefined || tracked.socket.destroyed || tracked.expires > this.clock.now() || !isIdle(client)) return
     this.sockets.delete(client)
-    tracked.socket.destroy()
+    tracked.socket.destroy(closedByPool('x:connection.max-lifetime reached'))
   }
 
   /**
