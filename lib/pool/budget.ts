@@ -61,6 +61,15 @@ export class ConnectionBudget {
     if (this.waiters.length > 0) setImmediate(() => this.evictIdle())
   }
 
+  /** Closes every idle socket now (the pool is being replaced: what is idle will not be used again). */
+  closeIdle (why: string): void {
+    for (const { client, socket } of this.slots) {
+      if (socket === null || socket.destroyed) continue
+      const { running, pending } = client.stats
+      if (running === 0 && pending === 0) socket.destroy(closedByPool(why))
+    }
+  }
+
   /** Fails every waiting connect: the pool is closing. */
   close (): void {
     this.closed = true

@@ -50,8 +50,17 @@ export class PoolDispatcher extends ClosableDispatcher {
     return this.chain(opts, handler)
   }
 
+  /**
+   * A pool being replaced keeps only the connections its exchanges in flight
+   * hold: the idle ones close at once, so across a reload the pool's two
+   * dispatchers hold at most max-total connections each, and the old one only
+   * as many as it still has exchanges.
+   */
+  closeIdle (): void { this.sockets.budget.closeIdle('the pool was replaced') }
+
   /** What waits for room is still sent; then undici lets what is in flight finish and closes the sockets. */
   protected async closeAll (): Promise<void> {
+    this.closeIdle()
     await this.exchanges.untilDrained()
     await this.sockets.close()
   }

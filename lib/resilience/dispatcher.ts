@@ -77,6 +77,7 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
 
   protected async closeAll (): Promise<void> {
     this.closing = true
+    this.pool.closeIdle()
     if (this.active.size > 0) await new Promise<void>((resolve) => { this.idle = resolve })
     await this.pool.close()
   }

@@ -58,6 +58,8 @@ class StandInPool extends Dispatcher {
     return true
   }
 
+  idleClosed = false
+  closeIdle (): void { this.idleClosed = true }
   override async close (): Promise<void> { this.closed = true }
   override async destroy (): Promise<void> { this.destroyed = true }
 }
@@ -235,6 +237,7 @@ t.test('close waits for an exchange between attempts, which finishes on this dis
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(closed, false, 'close waits')
   t.equal(pool.closed, false, 'the pool stays open')
+  t.equal(pool.idleClosed, true, 'but its idle connections are let go at once')
   clock.advance(100)
   t.equal(pool.sent.length, 2, 'the retry was sent')
   pool.sent[1]!.respond(200)
