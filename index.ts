@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { dirname, resolve } from 'node:path'
 import { ConfigError } from './lib/config/errors.js'
@@ -82,7 +82,8 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   fastify.addHook('onClose', async () => { await registry.close() })
 }
 
-const plugin = fp(fastifyHttpPools, { fastify: '5.x', name: 'fastify-http-pools' })
+// Typed as Fastify's own plugins are, so it registers on an instance of any server, logger or type provider.
+const plugin: FastifyPluginAsync<FastifyHttpPoolsOptions> = fp(fastifyHttpPools, { fastify: '5.x', name: 'fastify-http-pools' })
 
 export default plugin
 export { plugin as fastifyHttpPools, parseConfig, ConfigError }
