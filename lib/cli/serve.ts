@@ -96,8 +96,8 @@ export function parseServeArgs (args: string[]): ServeOptions {
  */
 const forwardable = (target: string): boolean => target.startsWith('/') && !target.includes('\\')
 
-function badTarget (reply: FastifyReply): void {
-  reply.code(400).send(Object.assign(new Error('the request target must be a path (origin-form)'), { statusCode: 400, code: 'FST_HTTP_POOLS_BAD_TARGET' }))
+function badTarget (reply: FastifyReply): FastifyReply {
+  return reply.code(400).send(Object.assign(new Error('the request target must be a path (origin-form)'), { statusCode: 400, code: 'FST_HTTP_POOLS_BAD_TARGET' }))
 }
 
 /** Why the gateway could not start, in a sentence and the lines that detail it. */
@@ -127,7 +127,8 @@ export async function serve (options: ServeOptions): Promise<{ app: FastifyInsta
     // Bodies go upstream as the raw stream, whatever their type: no parsing, no 415, no re-serialization.
     app.removeAllContentTypeParsers()
     app.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
-    app.addHook('onRequest', async (request, reply) => { if (!forwardable(request.raw.url ?? '')) badTarget(reply) })
+    // An async hook that answers returns the reply, so the route's handler does not run.
+    app.addHook('onRequest', async (request, reply) => { if (!forwardable(request.raw.url ?? '')) return badTarget(reply) })
     const to = (upstream: string) => (_request: FastifyRequest, reply: FastifyReply) => reply.from(undefined, { getUpstream: () => upstream })
     for (const route of options.routes) {
       const handler = to(route.upstream ?? origin)
