@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { dirname, resolve } from 'node:path'
 import { ConfigError } from './lib/config/errors.js'
@@ -44,6 +44,12 @@ async function loadConfig (opts: FastifyHttpPoolsOptions, xml?: string): Promise
 async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPoolsOptions): Promise<void> {
   if (opts.config !== undefined && opts.xml !== undefined) throw new TypeError('fastify-http-pools: give either `config` or `xml`, not both')
   if (opts.watch === true && opts.config === undefined) throw new TypeError('fastify-http-pools: `watch` needs a `config` file')
+  // reply.from is this plugin's: a second reply-from in the same context would fail with a bare duplicate-decorator error.
+  if (fastify.hasReplyDecorator('from')) {
+    throw new Error('fastify-http-pools registers @fastify/reply-from itself, and reply.from() is already decorated here (is @fastify/reply-from registered?). ' +
+      'Remove that registration and pass its options as the `replyFrom` option of fastify-http-pools; ' +
+      'to forward a prefix elsewhere, use @fastify/http-proxy with ...fastify.pools.httpProxyOptions(id)')
+  }
   const inFile = (err: unknown, file = opts.config): unknown => err instanceof ConfigError && file !== undefined && err.file === undefined ? err.inFile(file) : err
   const cacheLimits = { ...DEFAULT_CACHE_LIMITS, ...opts.cacheLimits }
   let usedPools: () => string[] = () => []
@@ -80,7 +86,8 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   fastify.addHook('onClose', async () => { await registry.close() })
 }
 
-const plugin = fp(fastifyHttpPools, { fastify: '5.x', name: 'fastify-http-pools' })
+// Typed as Fastify's own plugins are, so it registers on an instance of any server, logger or type provider.
+const plugin: FastifyPluginAsync<FastifyHttpPoolsOptions> = fp(fastifyHttpPools, { fastify: '5.x', name: 'fastify-http-pools' })
 
 export default plugin
 export { plugin as fastifyHttpPools, parseConfig, ConfigError }
@@ -89,3 +96,4 @@ export type { PoolSettings, Header } from './lib/config/schema.js'
 export type { ParsedConfig, ParseOptions } from './lib/config/parse.js'
 export type { HttpClient, RequestOptions } from './lib/client/http-client.js'
 export type { PoolRegistry, RegistryStats } from './lib/registry/registry.js'
+export type { HttpProxyOptions } from './lib/forward/http-proxy.js'

@@ -12,9 +12,13 @@ writeFileSync(join(dist, 'index.mjs'), [
   `export const { ${names.join(', ')} } = cjs`,
   ''
 ].join('\n'))
+// Its types re-export the CommonJS declarations by name only: for an ESM
+// importer under node16/nodenext a default import of CommonJS types is the
+// whole module object, not the plugin (while under `bundler` it is the
+// plugin), and `fastifyHttpPools` is the plugin under every resolution.
 writeFileSync(join(dist, 'index.d.mts'), [
-  "import plugin from './index.js'",
-  'export default plugin',
+  "import { fastifyHttpPools } from './index.js'",
+  'export default fastifyHttpPools',
   "export * from './index.js'",
   ''
 ].join('\n'))

@@ -1,4 +1,6 @@
 import type { FastifyRequest } from 'fastify'
+// reply.from() and its options: consumers get them with the plugin's types, without a reply-from import of their own.
+import '@fastify/reply-from'
 import type { PoolRegistry } from '../lib/registry/registry.js'
 
 declare module 'fastify' {

@@ -1,4 +1,4 @@
-import { request, type Dispatcher } from 'undici'
+import { Dispatcher, request } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import type { Fetched, ResponseCache } from '../cache/cache.js'
 import { buffer, materialize } from '../cache/response.js'
@@ -21,14 +21,51 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
 }
 
 /**
+ * A pool's dispatcher as callers keep it: a reload replaces the pool's real
+ * dispatcher (and closes the old one), so this one looks the current one up
+ * for every request instead of holding it.
+ */
+class CurrentDispatcher extends Dispatcher {
+  constructor (private readonly id: string, private readonly source: PoolSource) { super() }
+
+  override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.source.dispatcherOf(this.id).dispatch(opts, handler)
+  }
+
+  // The plugin owns the pools and closes them with the app: a caller's close
+  // (reply-from's destroyAgent, a test's cleanup) must not take a pool down
+  // for everyone else.
+  override close (): Promise<void>
+  override close (callback: () => void): void
+  override close (callback?: () => void): Promise<void> | void {
+    if (callback === undefined) return Promise.resolve()
+    queueMicrotask(callback)
+  }
+
+  override destroy (): Promise<void>
+  override destroy (err: Error | null): Promise<void>
+  override destroy (callback: () => void): void
+  override destroy (err: Error | null, callback: () => void): void
+  override destroy (a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+    const callback = typeof a === 'function' ? a : b
+    if (callback === undefined) return Promise.resolve()
+    queueMicrotask(callback)
+  }
+}
+
+/**
  * The code-facing side of a pool (Repose's "HTTP client"). It holds only an id,
  * so it stays valid across reloads and always uses the pool's current settings.
  */
 export class HttpClient {
-  constructor (readonly id: string, private readonly source: PoolSource) {}
+  /** Valid across reloads: always hands requests to the pool's current dispatcher. */
+  readonly dispatcher: Dispatcher
+
+  constructor (readonly id: string, private readonly source: PoolSource) {
+    this.dispatcher = new CurrentDispatcher(id, source)
+  }
 
   get settings (): PoolSettings { return this.source.settingsOf(this.id) }
-  get dispatcher (): Dispatcher { return this.source.dispatcherOf(this.id) }
 
   async request (url: string | URL, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
     const { cacheKey, useCache, refreshCache, signal, ...rest } = options

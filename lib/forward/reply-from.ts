@@ -52,12 +52,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     request (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, data?: ForwardedResponse) => void) {
       const hop = next ?? { target: options.targetFor(undefined) }
       next = undefined
-      const origin = String(opts.origin)
-      // The failure's log line names the upstream: reply-from does not pass the request on to onError.
-      const done = (err: Error | null, res?: ForwardedResponse): void => {
-        if (err !== null) Object.defineProperty(err, kOrigin, { value: origin })
-        callback(err, res)
-      }
+      const done = withOrigin(opts, callback)
       const { target, reply } = hop
       if (hop.cache === undefined) {
         const exchange = forward(target.dispatcher, opts, done, reply === undefined ? undefined : clientAborted(target, reply))
@@ -124,6 +119,15 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   })
 }
 
+/** The failure's log line names the upstream: reply-from does not pass the request on to onError. */
+export function withOrigin (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, res?: ForwardedResponse) => void): (err: Error | null, res?: ForwardedResponse) => void {
+  const origin = String(opts.origin)
+  return (err, res) => {
+    if (err !== null) Object.defineProperty(err, kOrigin, { value: origin })
+    callback(err, res)
+  }
+}
+
 type RewriteHeaders = (headers: IncomingHttpHeaders, request: FastifyReply['request']) => IncomingHttpHeaders
 
 /**
@@ -146,12 +150,12 @@ function shareable (headers: IncomingHttpHeaders): boolean {
 }
 
 /** Counts a client that left before its response was complete, and says so at debug level with nginx's 499. */
-const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void => {
+export const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void => {
   target.clientAborts++
   reply.log.debug({ pool: target.settings.id, statusCode: 499, url: reply.request.url }, 'client closed the request before the response was complete')
 }
 
-const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
+export const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
   const pool = routeMeta(reply.request)?.pool ?? defaultPool()
   reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, err.message)

@@ -8,6 +8,7 @@ import { changedAttributes, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
 import type { ExchangeCounters } from '../pool/exchange.js'
 import { sameStores, storeDigests, storePaths, type StoreDigests } from '../tls/index.js'
+import { httpProxyOptions, type HttpProxyOptions } from '../forward/http-proxy.js'
 import { buildDispatcher, type BuildContext } from './build.js'
 
 export interface PoolEntry {
@@ -101,6 +102,15 @@ export class PoolRegistry {
   /** The pool that carries a request now (the default pool for an id no longer configured). */
   entryFor (id: string | undefined): PoolEntry {
     return this.entry(id ?? this.defaultId)
+  }
+
+  /**
+   * Options to spread into an @fastify/http-proxy registration so that it
+   * forwards through pool `id`, with the plugin's error mapping, across reloads.
+   */
+  httpProxyOptions (id: string): HttpProxyOptions {
+    if (!this.has(id)) throw new Error(`fastify.pools.httpProxyOptions("${id}"): no such pool (known pools: ${this.ids.map((p) => `"${p}"`).join(', ')})`)
+    return httpProxyOptions(id, { target: () => this.entryFor(id), defaultPool: () => this.defaultId })
   }
 
   /**

@@ -62,7 +62,7 @@ t.test('watch: 50 clients for 10 s while the file changes every 100 ms: no failu
   })
   const pools = gw.app.pools
   current = () => pools.get('main').settings.headers.find((h) => h.name === 'x-config')!.value
-  const steadyDispatcher = pools.get('steady').dispatcher
+  const steadyDispatcher = pools.entryFor('steady').dispatcher
   const agent = clientAgent(t)
 
   // The writer: A and B by turns, renamed into place or (every third write) written in place, one invalid write mid-way.
@@ -136,7 +136,7 @@ t.test('watch: 50 clients for 10 s while the file changes every 100 ms: no failu
   t.equal(pools.has('extra'), false, 'the pool that only A has is gone')
   t.equal(pools.get('main').settings['http.conn-manager.max-per-route'], 32)
 
-  t.equal(pools.get('steady').dispatcher, steadyDispatcher, 'the pool that never changed kept its dispatcher through every reload')
+  t.equal(pools.entryFor('steady').dispatcher, steadyDispatcher, 'the pool that never changed kept its dispatcher through every reload')
   t.ok(steadyUp.conns.length <= STEADY_CLIENTS, `and its connections (its upstream saw ${steadyUp.conns.length})`)
 
   // Replaced dispatchers finish their requests, then close: only the current pools hold connections.

@@ -77,14 +77,14 @@ t.test('a request in flight survives a reload that changes its pool; an unchange
   await waitFor(() => up.conns.some((c) => c.requests.length > 0 && c.requests[0]! >= sentAt), BOUND_MS, 'the slow request to reach the upstream')
   const slowConn = up.conns.find((c) => c.requests.length > 0 && c.requests[0]! >= sentAt)!
 
-  const mainBefore = pools.get('main').dispatcher
-  const steadyBefore = pools.get('steady').dispatcher
+  const mainBefore = pools.entryFor('main').dispatcher
+  const steadyBefore = pools.entryFor('steady').dispatcher
   await pools.reload({ xml: v2 })
   t.ok(now() < slowDoneAt, 'the reload completed while the slow request was in flight')
 
-  t.not(pools.get('main').dispatcher, mainBefore, 'the changed pool got a new dispatcher')
+  t.not(pools.entryFor('main').dispatcher, mainBefore, 'the changed pool got a new dispatcher')
   t.equal(pools.get('main').settings['http.socket.timeout'], 20000, 'with the new settings')
-  t.equal(pools.get('steady').dispatcher, steadyBefore, 'the unchanged pool kept its dispatcher (the same object)')
+  t.equal(pools.entryFor('steady').dispatcher, steadyBefore, 'the unchanged pool kept its dispatcher (the same object)')
 
   const fresh = await request(`${gw.url}/fast`, { dispatcher: agent, signal: AbortSignal.timeout(BOUND_MS) })
   t.equal(fresh.statusCode, 200)
@@ -129,7 +129,7 @@ t.test('an invalid reload, or one removing a pool that a route uses, is rejected
   }
   const reloadLines = (): LogLine[] => gw.logs.filter((l) => /config reload/.test(l.msg ?? ''))
   t.same(await get('/main'), { statusCode: 200, seen: 'one-secret-value' })
-  const mainBefore = pools.get('main').dispatcher
+  const mainBefore = pools.entryFor('main').dispatcher
 
   // Line 3 (the second pool) carries a value of the wrong type.
   const invalid = config(
@@ -145,7 +145,7 @@ t.test('an invalid reload, or one removing a pool that a route uses, is rejected
     t.match(stats[id], { reloads: 0, lastReloadError: err.message }, `stats().${id}.lastReloadError is the error`)
   }
   t.same(await get('/main'), { statusCode: 200, seen: 'one-secret-value' }, 'the old pools keep serving')
-  t.equal(pools.get('main').dispatcher, mainBefore, 'with the same dispatcher')
+  t.equal(pools.entryFor('main').dispatcher, mainBefore, 'with the same dispatcher')
   t.same(pools.ids, ['main', 'other', 'spare'])
   t.match(reloadLines().at(-1), { level: ERROR, msg: /rejected.*line 3.*http\.socket\.timeout/ }, 'the rejection is logged')
 

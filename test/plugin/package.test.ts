@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import t from 'tap'
+import { packedFiles } from '../helpers/package.js'
 
 const ROOT = join(__dirname, '..', '..')
 const CJS = join(ROOT, 'dist', 'index.js')
@@ -56,4 +57,21 @@ t.test('the built plugin registers and decorates fastify.pools', { skip: built ?
   const pools = (app as unknown as { pools: { ids: string[], defaultId: string } }).pools
   t.same(pools.ids, ['default'])
   t.equal(pools.defaultId, 'default')
+})
+
+// What a user needs and nothing else: the compiled code with its declarations,
+// the example config that `serve` uses, and the documents.
+const PUBLISHED_DOCS = ['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json', 'config/http-connection-pool.cfg.xml']
+
+t.test('npm pack publishes the compiled code, its declarations, the example config and the documents only', { skip: built ? false : 'dist/ is not built' }, async (t) => {
+  const files = await packedFiles()
+  const stray = files.filter((f) => !PUBLISHED_DOCS.includes(f) && !/^dist\/.+\.(js|d\.ts|mjs|d\.mts)$/.test(f))
+  t.same(stray, [], 'nothing else')
+  t.same(files.filter((f) => /test/i.test(f)), [], 'no tests, compiled or not')
+  t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps (their sources are not published)')
+  for (const f of [...PUBLISHED_DOCS, 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/lib/cli/main.js', 'dist/types/augment.d.ts']) {
+    t.ok(files.includes(f), `publishes ${f}`)
+  }
+  const js = files.filter((f) => f.endsWith('.js'))
+  t.same(js.filter((f) => !files.includes(f.replace(/\.js$/, '.d.ts'))), [], 'every compiled module has its declarations')
 })

@@ -97,6 +97,27 @@ t.test('get(id).dispatcher works as undici.request(url, { dispatcher }) and carr
   t.equal(plainBody.headers['x-pool'], undefined, 'another pool\'s header is not sent')
 })
 
+t.test('a dispatcher kept across reloads carries each request on the pool\'s current dispatcher; its close() leaves the pool serving', async (t) => {
+  const up = await upstream(t)
+  const { app } = await build(t)
+  const kept = app.pools.get('banana').dispatcher
+  const seen = async (): Promise<string | undefined> => {
+    const res = await request(`${up.origin}/kept`, { dispatcher: kept, signal: AbortSignal.timeout(BOUND_MS) })
+    t.equal(res.statusCode, 200)
+    return ((await res.body.json()) as { headers: Record<string, string> }).headers['x-pool']
+  }
+  t.equal(await seen(), 'banana-secret-value')
+  const before = app.pools.entryFor('banana').dispatcher
+  // Same ids, banana's header changed: its dispatcher is replaced and the old one closes.
+  await app.pools.reload({ xml: XML.replace('banana-secret-value', 'banana-reloaded') })
+  t.not(app.pools.entryFor('banana').dispatcher, before, 'the reload replaced banana\'s dispatcher')
+  t.equal(app.pools.get('banana').dispatcher, kept, 'get() hands out the same dispatcher object')
+  t.equal(await seen(), 'banana-reloaded', 'the kept dispatcher went through the new pool')
+  await kept.close()
+  await kept.destroy()
+  t.equal(await seen(), 'banana-reloaded', 'closing the handed-out dispatcher does not close the pool')
+})
+
 t.test('get(id).request(url) resolves to { statusCode, headers, body } and sends the pool\'s headers', async (t) => {
   const up = await upstream(t, (_req, res, seen) => {
     res.writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes' })
