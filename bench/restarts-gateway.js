@@ -12,6 +12,7 @@
 // channels, which reply-from's undici publishes too) and the statuses it sent.
 const diagnostics = require('node:diagnostics_channel')
 const Fastify = require('fastify')
+const { exitOnStop } = require('./processes.js')
 const { DEFAULT_POOL_UNDICI, poolsXml } = require('./cases.js')
 
 let connects = 0
@@ -71,17 +72,11 @@ async function main () {
   await setup(app, new URL(origin).origin)
   await app.listen({ port: 0, host: '127.0.0.1' })
 
-  const stop = () => {
-    setTimeout(() => process.exit(0), 1000).unref()
-    app.close().then(() => process.exit(0), () => process.exit(1))
-  }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
+  exitOnStop(app)
   process.on('message', (msg) => {
     if (msg !== 'stats') return
     process.send({ stats: app.pools ? app.pools.stats() : null, connects, connectErrors, statuses, unfinished })
   })
-  process.once('disconnect', stop)
   process.send({ ready: app.server.address().port, settings: app.pools ? app.pools.get().settings : null })
 }
 

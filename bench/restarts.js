@@ -20,17 +20,20 @@
 // RESTARTS_CASES (comma-separated, default all), RESTARTS_STRICT (1: exit 1
 // when the goal is not met), BENCH_PIN (0: no CPU pinning).
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
+const { BODY, Nginx } = require('./nginx.js')
+const {
+  BenchError, findExecutable, versionOf, MEASURED_CPU, LOAD_CPU, pinned,
+  track, alive, isShuttingDown, stopChild, makeTmpDir, runBench, tail, freePort, sleep, untilAccepting, untilReady, askStats
+} = require('./processes.js')
 
 const RESULTS = path.join(__dirname, 'results-restarts.json')
 const GATEWAY = path.join(__dirname, 'restarts-gateway.js')
-const START_TIMEOUT = 15000
-const BODY = 'hello world'
 
 const CASES = [
   { name: 'reply-from', what: 'bare @fastify/reply-from, undici options of a default pool (as bench/cases.js reply-from)' },
@@ -41,8 +44,6 @@ const CASES = [
 // Issue 18's goal: the plugin with retries and a lifetime shows no client-visible
 // error while bare reply-from shows some. Checked for both cases with retries on.
 const GOAL = { plugins: ['plugin-retry-lifetime', 'plugin-retry-lifetime-budget'], bare: 'reply-from' }
-
-class BenchError extends Error {}
 
 // ---------------------------------------------------------------- settings
 
@@ -72,19 +73,6 @@ function stopSignal () {
 
 // ---------------------------------------------------------------- tools and machine
 
-function findExecutable (name, extraDirs) {
-  const dirs = [...(process.env.PATH || '').split(path.delimiter), ...extraDirs]
-  for (const dir of dirs) {
-    if (!dir) continue
-    const file = path.join(dir, name)
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      if (fs.statSync(file).isFile()) return file
-    } catch {}
-  }
-  return undefined
-}
-
 function requireTools () {
   const sbin = ['/usr/sbin', '/usr/local/sbin']
   const tools = {
@@ -98,13 +86,6 @@ function requireTools () {
       `On Debian/Ubuntu: apt-get install -y ${missing.join(' ')}  (.ci/run installs them in CI)`)
   }
   return tools
-}
-
-function versionOf (file, args, pattern) {
-  const r = spawnSync(file, args, { encoding: 'utf8', timeout: 5000 })
-  const out = `${r.stdout || ''}${r.stderr || ''}`
-  const m = pattern.exec(out)
-  return m ? m[1] : out.trim().split('\n')[0] || 'unknown'
 }
 
 function machine (tools) {
@@ -122,208 +103,6 @@ function machine (tools) {
     wrk: versionOf(tools.wrk, ['-v'], /^(wrk \S+)/m),
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     loadavg: os.loadavg().map((n) => Number(n.toFixed(2)))
-  }
-}
-
-// ---------------------------------------------------------------- processes
-
-// Every process the run starts, until it exits; each one is stopped on the way out.
-const children = new Set()
-let tmpDir
-let shuttingDown = false
-let interrupted = false
-
-function track (child, label) {
-  child.label = label
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
-}
-
-const alive = (child) => child.exitCode === null && child.signalCode === null
-
-async function stopChild (child, signal = 'SIGTERM') {
-  if (!alive(child)) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill(signal)
-  const timer = setTimeout(() => { if (alive(child)) child.kill('SIGKILL') }, 3000)
-  await exited
-  clearTimeout(timer)
-}
-
-let cleaning
-async function cleanup () {
-  cleaning ??= (async () => {
-    await Promise.all([...children].map((c) => stopChild(c)))
-    removeTmp()
-  })()
-  return cleaning
-}
-
-function removeTmp () {
-  if (tmpDir === undefined) return
-  try { fs.rmSync(tmpDir, { recursive: true, force: true }) } catch {}
-  tmpDir = undefined
-}
-
-// Last resort (process.exit, an uncaught error): nothing outlives the run.
-process.on('exit', () => {
-  for (const child of children) if (alive(child)) child.kill('SIGKILL')
-  removeTmp()
-})
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    shuttingDown = true
-    interrupted = true
-    console.error(`\n${signal}: stopping the benchmark`)
-    cleanup().finally(() => process.exit(128 + os.constants.signals[signal]))
-  })
-}
-
-/** Keeps the last `limit` characters of a stream, for error messages. */
-function tail (stream, limit = 4000) {
-  const state = { text: '' }
-  stream.setEncoding('utf8')
-  stream.on('data', (chunk) => { state.text = (state.text + chunk).slice(-limit) })
-  return state
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-function canConnect (target) {
-  return new Promise((resolve) => {
-    const socket = typeof target === 'number' ? net.connect({ port: target, host: '127.0.0.1' }) : net.connect(target)
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-// On 2 cores the gateway, the upstreams and wrk fight for CPU. As in bench/run.js
-// the gateway gets a core of its own; wrk, both nginx and haproxy share the other.
-const TASKSET = process.env.BENCH_PIN === '0' || os.cpus().length < 2 ? null : findExecutable('taskset', ['/usr/bin', '/bin'])
-const GATEWAY_CPU = '1'
-const LOAD_CPU = '0'
-
-function pinned (cpu, bin, args) {
-  return TASKSET ? [TASKSET, ['-c', cpu, bin, ...args]] : [bin, args]
-}
-
-/** Waits until `target` (a port or a unix socket path) accepts, while `child` lives; false when it did not in time. */
-async function untilAccepting (child, target, timeout = START_TIMEOUT, step = 10) {
-  const deadline = Date.now() + timeout
-  while (alive(child) && Date.now() < deadline) {
-    if (await canConnect(target)) return true
-    await sleep(step)
-  }
-  return false
-}
-
-// ---------------------------------------------------------------- nginx
-
-// bench/run.js's upstream: a fixed 200 body, no disk I/O, keep-alive for the whole run.
-function nginxConfig (dir, port) {
-  const p = (name) => path.join(dir, name)
-  return `# written by bench/restarts.js
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${p('nginx.pid')};
-error_log ${p('error.log')} warn;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    access_log off;
-    client_body_temp_path ${p('client_body')};
-    proxy_temp_path ${p('proxy')};
-    fastcgi_temp_path ${p('fastcgi')};
-    uwsgi_temp_path ${p('uwsgi')};
-    scgi_temp_path ${p('scgi')};
-    keepalive_requests 1000000;
-    keepalive_timeout 65;
-
-    server {
-        listen 127.0.0.1:${port};
-        default_type text/plain;
-        location / {
-            return 200 '${BODY}';
-        }
-    }
-}
-`
-}
-
-/** One nginx upstream: its own prefix dir, config and port; `start()` again after a stop reuses them. */
-class Nginx {
-  constructor (bin, name) {
-    this.bin = bin
-    this.name = name
-    this.dir = path.join(tmpDir, name)
-    this.conf = path.join(this.dir, 'nginx.conf')
-    this.errorLog = path.join(this.dir, 'error.log')
-    this.child = undefined
-    this.stopping = false
-    fs.mkdirSync(this.dir)
-  }
-
-  readLog () {
-    try { return fs.readFileSync(this.errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') } catch { return '' }
-  }
-
-  spawn () {
-    // -e: the error log before the config is read (otherwise /var/log/nginx/error.log).
-    const child = track(spawn(...pinned(LOAD_CPU, this.bin, ['-p', this.dir + path.sep, '-c', this.conf, '-e', this.errorLog]), { stdio: ['ignore', 'ignore', 'pipe'] }), `nginx ${this.name}`)
-    this.stderr = tail(child.stderr)
-    this.child = child
-    return child
-  }
-
-  /** First start: a free port (another try on a new one if it was taken in between). */
-  async start () {
-    let problem = ''
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      this.port = await freePort()
-      fs.writeFileSync(this.conf, nginxConfig(this.dir, this.port))
-      const child = this.spawn()
-      if (await untilAccepting(child, this.port)) return
-      await stopChild(child)
-      problem = [this.stderr.text.trim(), this.readLog()].filter(Boolean).join('\n') || 'no output'
-      if (!/in use/i.test(problem)) break
-    }
-    throw new BenchError(`nginx ${this.name} did not start:\n${problem}`)
-  }
-
-  /**
-   * The restart: `signal` (SIGKILL: a crash, nothing drains) to the process,
-   * wait until it is gone, start it again at once on the same port. Resolves
-   * with the ms from the signal to the new process accepting.
-   */
-  async restart (signal) {
-    const t0 = performance.now()
-    this.stopping = true
-    await stopChild(this.child, signal)
-    this.stopping = false
-    if (shuttingDown) throw new BenchError('stopped')
-    const child = this.spawn()
-    if (!await untilAccepting(child, this.port, START_TIMEOUT, 2)) {
-      throw new BenchError(`nginx ${this.name} did not start again on port ${this.port}:\n${[this.stderr.text.trim(), this.readLog()].filter(Boolean).join('\n')}`)
-    }
-    return performance.now() - t0
   }
 }
 
@@ -350,7 +129,7 @@ function haproxyConfig (adminSocket, port, backends) {
   ].join('\n')
 }
 
-async function startHaproxy (bin, backends) {
+async function startHaproxy (bin, tmpDir, backends) {
   const dir = path.join(tmpDir, 'haproxy')
   fs.mkdirSync(dir)
   const adminSocket = path.join(dir, 'admin.sock')
@@ -361,7 +140,7 @@ async function startHaproxy (bin, backends) {
     fs.writeFileSync(configFile, haproxyConfig(adminSocket, port, backends))
     const child = track(spawn(...pinned(LOAD_CPU, bin, ['-f', configFile, '-db']), { stdio: ['ignore', 'ignore', 'pipe'] }), 'haproxy')
     const stderr = tail(child.stderr)
-    if (await untilAccepting(child, port) && await untilAccepting(child, adminSocket)) {
+    if (await untilAccepting(child, [port]) && await untilAccepting(child, [adminSocket])) {
       return { port, url: `http://127.0.0.1:${port}`, child, stderr, command: (cmd) => runtimeCommand(adminSocket, cmd) }
     }
     await stopChild(child)
@@ -414,12 +193,12 @@ function haproxyDelta (before, after) {
 
 // ---------------------------------------------------------------- gateway
 
-function startGateway (spec, origin) {
+function startGateway (spec, origin, tmpDir) {
   const log = path.join(tmpDir, `${spec.name}.log`)
   const fd = fs.openSync(log, 'w')
   let child
   try {
-    child = track(spawn(...pinned(GATEWAY_CPU, process.execPath, [GATEWAY, spec.name, origin]), {
+    child = track(spawn(...pinned(MEASURED_CPU, process.execPath, [GATEWAY, spec.name, origin]), {
       cwd: path.join(__dirname, '..'),
       stdio: ['ignore', fd, 'pipe', 'ipc']
     }), `gateway ${spec.name}`)
@@ -427,36 +206,11 @@ function startGateway (spec, origin) {
     fs.closeSync(fd)
   }
   const stderr = tail(child.stderr)
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not report ready within ${START_TIMEOUT / 1000} s`), START_TIMEOUT)
-    function fail (why) {
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      stopChild(child)
-      reject(new BenchError(`case ${spec.name}: gateway ${why}\n${stderr.text.trim()}`))
-    }
-    function onExit (code, signal) { fail(`exited (${signal || `code ${code}`}) before listening`) }
-    child.once('exit', onExit)
-    child.once('message', (msg) => {
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      if (!msg || typeof msg.ready !== 'number') return fail(`sent ${JSON.stringify(msg)} instead of its port`)
-      resolve({ port: msg.ready, url: `http://127.0.0.1:${msg.ready}`, settings: msg.settings, child, stderr, log })
-    })
-  })
+  return untilReady(child, stderr, `case ${spec.name}: gateway`).then((msg) =>
+    ({ port: msg.ready, url: `http://127.0.0.1:${msg.ready}`, settings: msg.settings, child, stderr, log }))
 }
 
-function gatewayCounters (gateway) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BenchError(`gateway ${gateway.child.label}: no answer to "stats"`)), 5000)
-    gateway.child.once('message', (msg) => {
-      clearTimeout(timer)
-      if (!msg || typeof msg.connects !== 'number') return reject(new BenchError(`gateway ${gateway.child.label}: sent ${JSON.stringify(msg)} instead of its stats`))
-      resolve(msg)
-    })
-    gateway.child.send('stats')
-  })
-}
+const gatewayCounters = (gateway) => askStats(gateway.child, `gateway ${gateway.child.label}`)
 
 const POOL_COUNTERS = ['requests', 'errors', 'retries', 'retryBudgetExhausted', 'queueFull', 'queueTimeouts', 'requestTimeouts', 'circuitRejections', 'clientAborts']
 
@@ -575,7 +329,7 @@ function wrk (bin, url, seconds, connections) {
 
 /** Unexpected exits (a gateway, haproxy or an nginx outside its restart) are errors of the run. */
 function checkAlive (spec, gateway, upstreams, haproxy) {
-  if (shuttingDown) return
+  if (isShuttingDown()) return
   if (!alive(gateway.child)) throw new BenchError(`case ${spec.name}: the gateway exited during the run (${gateway.child.signalCode || `code ${gateway.child.exitCode}`})\n${gateway.stderr.text.trim()}`)
   if (!alive(haproxy.child)) throw new BenchError(`haproxy exited during the ${spec.name} run\n${haproxy.stderr.text.trim()}`)
   for (const n of upstreams) {
@@ -596,8 +350,8 @@ function checkSettings (spec, settings) {
 }
 
 async function runCase (spec, ctx) {
-  const { tools, settings, upstreams, haproxy } = ctx
-  const gateway = await startGateway(spec, haproxy.url)
+  const { tools, settings, upstreams, haproxy, tmpDir } = ctx
+  const gateway = await startGateway(spec, haproxy.url, tmpDir)
   try {
     checkSettings(spec, gateway.settings)
     const res = await probe(gateway.url)
@@ -735,16 +489,16 @@ async function main () {
   console.log(`load: wrk -t1 -c${settings.connections} -d${settings.seconds}s --latency per case after a ${settings.warmupSeconds} s warm-up; ` +
     `${settings.signal} and restart of one nginx every ${settings.interval} s, alternating; cases: ${specs.map((c) => c.name).join(', ')}`)
 
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-restarts-'))
-  const upstreams = [new Nginx(tools.nginx, 'a'), new Nginx(tools.nginx, 'b')]
+  const tmpDir = makeTmpDir('fastify-http-pools-restarts-')
+  const upstreams = ['a', 'b'].map((name) => new Nginx(tools.nginx, { dir: path.join(tmpDir, name), name }))
   for (const n of upstreams) await n.start()
-  const haproxy = await startHaproxy(tools.haproxy, upstreams.map((n) => ({ name: n.name, port: n.port })))
+  const haproxy = await startHaproxy(tools.haproxy, tmpDir, upstreams.map((n) => ({ name: n.name, port: n.port })))
   console.log(`upstreams: nginx a on 127.0.0.1:${upstreams[0].port}, nginx b on 127.0.0.1:${upstreams[1].port}, behind haproxy on ${haproxy.url}`)
 
   const summary = {}
   for (const spec of specs) {
     console.log(`\n${spec.name}: ${spec.what}`)
-    const s = await runCase(spec, { tools, settings, upstreams, haproxy })
+    const s = await runCase(spec, { tools, settings, upstreams, haproxy, tmpDir })
     summary[spec.name] = s
     const e = s.socketErrors
     const p = s.gateway.pool
@@ -784,13 +538,4 @@ async function main () {
   }
 }
 
-main().then(
-  async () => { shuttingDown = true; await cleanup() },
-  async (err) => {
-    if (interrupted) return // the signal handler cleans up and exits
-    shuttingDown = true
-    console.error(err instanceof BenchError ? `bench:restarts: ${err.message}` : err)
-    await cleanup()
-    process.exitCode = 1
-  }
-)
+runBench(main, 'bench:restarts')

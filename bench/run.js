@@ -19,17 +19,17 @@
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const http = require('node:http')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { cases: ALL_CASES } = require('./cases.js')
+const { BODY, Nginx } = require('./nginx.js')
+const {
+  BenchError, findExecutable, versionOf, MEASURED_CPU, LOAD_CPU, pinned,
+  track, alive, isShuttingDown, stopChild, makeTmpDir, runBench, tail, untilReady, askStats
+} = require('./processes.js')
 
 const RESULTS = path.join(__dirname, 'results.json')
 const SERVER = path.join(__dirname, 'server.js')
-const START_TIMEOUT = 15000
-const BODY = 'hello world'
-
-class BenchError extends Error {}
 
 // ---------------------------------------------------------------- settings
 
@@ -72,19 +72,6 @@ function selectCases (mode) {
 
 // ---------------------------------------------------------------- tools and machine
 
-function findExecutable (name, extraDirs) {
-  const dirs = [...(process.env.PATH || '').split(path.delimiter), ...extraDirs]
-  for (const dir of dirs) {
-    if (!dir) continue
-    const file = path.join(dir, name)
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      if (fs.statSync(file).isFile()) return file
-    } catch {}
-  }
-  return undefined
-}
-
 function requireTools (https) {
   const nginx = findExecutable('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'])
   const wrk = findExecutable('wrk', ['/usr/local/bin'])
@@ -96,13 +83,6 @@ function requireTools (https) {
       `On Debian/Ubuntu: apt-get install -y ${missing.join(' ')}  (.ci/run installs them in CI)`)
   }
   return { nginx, wrk, openssl }
-}
-
-function versionOf (file, args, pattern) {
-  const r = spawnSync(file, args, { encoding: 'utf8', timeout: 5000 })
-  const out = `${r.stdout || ''}${r.stderr || ''}`
-  const m = pattern.exec(out)
-  return m ? m[1] : out.trim().split('\n')[0] || 'unknown'
 }
 
 function machine (tools) {
@@ -121,93 +101,6 @@ function machine (tools) {
     loadavg: os.loadavg().map((n) => Number(n.toFixed(2)))
   }
 }
-
-// ---------------------------------------------------------------- processes
-
-const children = new Set()
-let tmpDir
-let shuttingDown = false // set on success, failure or a signal: children exiting is expected then
-let interrupted = false
-
-function track (child, label) {
-  child.label = label
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
-}
-
-function alive (child) {
-  return child.exitCode === null && child.signalCode === null
-}
-
-async function stopChild (child) {
-  if (!alive(child)) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { if (alive(child)) child.kill('SIGKILL') }, 3000)
-  await exited
-  clearTimeout(timer)
-}
-
-let cleaning
-async function cleanup () {
-  cleaning ??= (async () => {
-    await Promise.all([...children].map(stopChild))
-    removeTmp()
-  })()
-  return cleaning
-}
-
-function removeTmp () {
-  if (tmpDir === undefined) return
-  try { fs.rmSync(tmpDir, { recursive: true, force: true }) } catch {}
-  tmpDir = undefined
-}
-
-// Last resort (process.exit, an uncaught error): nothing outlives the run.
-process.on('exit', () => {
-  for (const child of children) if (alive(child)) child.kill('SIGKILL')
-  removeTmp()
-})
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    shuttingDown = true
-    interrupted = true
-    console.error(`\n${signal}: stopping the benchmark`)
-    cleanup().finally(() => process.exit(128 + os.constants.signals[signal]))
-  })
-}
-
-/** Keeps the last `limit` characters of a stream, for error messages. */
-function tail (stream, limit = 4000) {
-  const state = { text: '' }
-  stream.setEncoding('utf8')
-  stream.on('data', (chunk) => { state.text = (state.text + chunk).slice(-limit) })
-  return state
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-function canConnect (port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' })
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------- nginx
 
@@ -232,93 +125,15 @@ function issueServerCertificate (openssl, dir) {
   return { cert: p('server.pem'), key: p('server.key') }
 }
 
-function nginxConfig (dir, port, connections, tls) {
-  const p = (name) => path.join(dir, name)
-  const tlsServer = tls === undefined
-    ? ''
-    : `
-    server {
-        listen 127.0.0.1:${tls.port} ssl;
-        ssl_certificate ${tls.cert};
-        ssl_certificate_key ${tls.key};
-        default_type text/plain;
-        location / {
-            return 200 '${BODY}';
-        }
-    }
-`
-  return `# written by bench/run.js
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${p('nginx.pid')};
-error_log ${p('error.log')} warn;
-
-events {
-    worker_connections ${Math.max(1024, 2 * connections + 256)};
-}
-
-http {
-    access_log off;
-    client_body_temp_path ${p('client_body')};
-    proxy_temp_path ${p('proxy')};
-    fastcgi_temp_path ${p('fastcgi')};
-    uwsgi_temp_path ${p('uwsgi')};
-    scgi_temp_path ${p('scgi')};
-    keepalive_requests 1000000;
-    keepalive_timeout 65;
-
-    server {
-        listen 127.0.0.1:${port};
-        default_type text/plain;
-        location / {
-            return 200 '${BODY}';
-        }
-    }
-${tlsServer}}
-`
-}
-
-async function startNginx (bin, connections, certificate) {
-  const errorLog = path.join(tmpDir, 'error.log')
-  const readLog = () => { try { return fs.readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') } catch { return '' } }
-  let lastProblem = ''
-  // The port is free when picked but other processes on the machine may take it first: retry.
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort()
-    const tls = certificate === undefined ? undefined : { ...certificate, port: await freePort() }
-    const conf = path.join(tmpDir, 'nginx.conf')
-    fs.writeFileSync(conf, nginxConfig(tmpDir, port, connections, tls))
-    // -e: the error log before the config is read (otherwise /var/log/nginx/error.log).
-    const child = track(spawn(...pinned(LOAD_CPU, bin, ['-p', tmpDir + path.sep, '-c', conf, '-e', errorLog]), { stdio: ['ignore', 'ignore', 'pipe'] }), 'nginx')
-    const stderr = tail(child.stderr)
-    const deadline = Date.now() + START_TIMEOUT
-    while (alive(child) && Date.now() < deadline) {
-      if (await canConnect(port) && (tls === undefined || await canConnect(tls.port))) {
-        return { port, url: `http://127.0.0.1:${port}`, httpsUrl: tls && `https://127.0.0.1:${tls.port}`, child }
-      }
-      await sleep(50)
-    }
-    await stopChild(child)
-    lastProblem = [stderr.text.trim(), readLog()].filter(Boolean).join('\n') || 'no output'
-    if (!/in use/i.test(lastProblem)) break
-  }
-  throw new BenchError(`nginx did not start:\n${lastProblem}`)
+/** The upstream of every case, in `dir`; with `certificate`, also on a TLS port for the https cases. */
+async function startNginx (bin, dir, connections, certificate) {
+  const nginx = new Nginx(bin, { dir, workerConnections: Math.max(1024, 2 * connections + 256), certificate, pollMs: 50 })
+  await nginx.start()
+  // No stderr: checkAlive tells nginx from a case server by it.
+  return { port: nginx.port, url: nginx.url, httpsUrl: nginx.httpsUrl, child: nginx.child }
 }
 
 // ---------------------------------------------------------------- case servers
-
-// On 2 cores the case server, nginx and wrk fight for CPU and the scheduler's
-// choices swing a round by 2x. The server measured gets a core of its own;
-// nginx and wrk share the other. BENCH_PIN=0 turns this off.
-const TASKSET = process.env.BENCH_PIN === '0' || os.cpus().length < 2 ? null : findExecutable('taskset', ['/usr/bin', '/bin'])
-const SERVER_CPU = '1'
-const LOAD_CPU = '0'
-
-/** `bin args` pinned to `cpu` when pinning is on. */
-function pinned (cpu, bin, args) {
-  return TASKSET ? [TASKSET, ['-c', cpu, bin, ...args]] : [bin, args]
-}
 
 function nodeArgs () {
   const args = (process.env.BENCH_NODE_ARGS || '').split(/\s+/).filter(Boolean)
@@ -328,28 +143,13 @@ function nodeArgs () {
 }
 
 function startServer (spec, upstream, flags) {
-  const child = track(spawn(...pinned(SERVER_CPU, process.execPath, [...flags, SERVER, spec.name, '0', upstream]), {
+  const child = track(spawn(...pinned(MEASURED_CPU, process.execPath, [...flags, SERVER, spec.name, '0', upstream]), {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']
   }), spec.name)
   const stderr = tail(child.stderr)
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not report ready within ${START_TIMEOUT / 1000} s`), START_TIMEOUT)
-    function fail (why) {
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      stopChild(child)
-      reject(new BenchError(`case ${spec.name}: server ${why}\n${stderr.text.trim()}`))
-    }
-    function onExit (code, signal) { fail(`exited (${signal || `code ${code}`}) before listening`) }
-    child.once('exit', onExit)
-    child.once('message', (msg) => {
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      if (!msg || typeof msg.ready !== 'number') return fail(`sent ${JSON.stringify(msg)} instead of its port`)
-      resolve({ port: msg.ready, url: `http://127.0.0.1:${msg.ready}`, child, stderr })
-    })
-  })
+  return untilReady(child, stderr, `case ${spec.name}: server`).then((msg) =>
+    ({ port: msg.ready, url: `http://127.0.0.1:${msg.ready}`, child, stderr }))
 }
 
 /**
@@ -358,16 +158,9 @@ function startServer (spec, upstream, flags) {
  * (its process.cpuUsage()) and `p99Ms` (its own latency's 99th percentile
  * since the previous reading). Asked for outside wrk's timed runs only.
  */
-function serverCounters (child) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BenchError(`case ${child.label}: no answer to "stats"`)), 5000)
-    child.once('message', (msg) => {
-      clearTimeout(timer)
-      if (!msg || typeof msg.connects !== 'number') return reject(new BenchError(`case ${child.label}: sent ${JSON.stringify(msg)} instead of its stats`))
-      resolve({ stats: msg.stats, connects: msg.connects, cpu: msg.cpu, p99Ms: msg.p99Ms })
-    })
-    child.send('stats')
-  })
+async function serverCounters (child) {
+  const msg = await askStats(child, `case ${child.label}`)
+  return { stats: msg.stats, connects: msg.connects, cpu: msg.cpu, p99Ms: msg.p99Ms }
 }
 
 const POOL_COUNTERS = ['requests', 'errors', 'retries', 'cacheHits', 'cacheCoalesced', 'cacheMisses']
@@ -404,7 +197,7 @@ function probe (url) {
 /** A server (or nginx) that died during a run is an error of the run, not a low number. */
 function checkAlive (spec, targets) {
   for (const [name, t] of Object.entries(targets)) {
-    if (!alive(t.child) && !shuttingDown) {
+    if (!alive(t.child) && !isShuttingDown()) {
       const who = t.stderr ? `server of case ${name}` : 'nginx'
       throw new BenchError(`the ${who} exited during the ${spec.name} run (${t.child.signalCode || `code ${t.child.exitCode}`})\n${t.stderr ? t.stderr.text.trim() : ''}`)
     }
@@ -732,9 +525,9 @@ async function main () {
   console.log(`load: wrk -t1 -c${connections} -d${duration}s --latency per case${capped.length > 0 ? ` (${capped.join(', ')})` : ''}, ${mode}, ${roundCount} round(s), cases: ${specs.map((c) => c.name).join(', ')}`)
   if (settings.nodeArgs.length > 0) console.log(`case servers run with: node ${settings.nodeArgs.join(' ')}`)
 
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-http-pools-bench-'))
+  const tmpDir = makeTmpDir('fastify-http-pools-bench-')
   const certificate = tools.openssl ? issueServerCertificate(tools.openssl, tmpDir) : undefined
-  const upstream = await startNginx(tools.nginx, mode === 'concurrent' ? connections * specs.length : connections, certificate)
+  const upstream = await startNginx(tools.nginx, tmpDir, mode === 'concurrent' ? connections * specs.length : connections, certificate)
   console.log(`upstream: nginx on ${upstream.url}${upstream.httpsUrl ? ` and ${upstream.httpsUrl}` : ''}`)
 
   const rounds = []
@@ -767,13 +560,4 @@ async function main () {
   }
 }
 
-main().then(
-  async () => { shuttingDown = true; await cleanup() },
-  async (err) => {
-    if (interrupted) return // the signal handler cleans up and exits
-    shuttingDown = true
-    console.error(err instanceof BenchError ? `bench: ${err.message}` : err)
-    await cleanup()
-    process.exitCode = 1
-  }
-)
+runBench(main, 'bench')

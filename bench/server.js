@@ -9,6 +9,7 @@
 const diagnostics = require('node:diagnostics_channel')
 const { createHistogram } = require('node:perf_hooks')
 const Fastify = require('fastify')
+const { exitOnStop } = require('./processes.js')
 const { cases } = require('./cases.js')
 
 // Every undici Client (the plugin's and reply-from's) publishes here once per
@@ -37,12 +38,7 @@ async function main () {
   await app.listen({ port, host: '127.0.0.1' })
   const actual = app.server.address().port
 
-  const stop = () => {
-    setTimeout(() => process.exit(0), 1000).unref()
-    app.close().then(() => process.exit(0), () => process.exit(1))
-  }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
+  exitOnStop(app)
   if (process.send) {
     process.on('message', (msg) => {
       if (msg !== 'stats') return
@@ -51,7 +47,6 @@ async function main () {
       latency = createHistogram()
       process.send({ stats: app.pools ? app.pools.stats() : null, connects, cpu: process.cpuUsage(), p99Ms })
     })
-    process.once('disconnect', stop)
     process.send({ ready: actual })
   } else {
     console.log(`${name}: http://127.0.0.1:${actual}/ -> ${upstream}`)
