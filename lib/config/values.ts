@@ -1,5 +1,6 @@
 // Value parsers for the XML attribute types. Each returns the parsed value or
 // a message that never repeats the raw value when it may be secret.
+import { isIP } from 'node:net'
 
 export type Parsed<T> = { ok: true, value: T } | { ok: false, message: string }
 
@@ -52,6 +53,7 @@ export function parseStatuses (raw: string): Parsed<readonly number[]> {
 
 export interface ProxyTarget {
   protocol: 'http:' | 'https:'
+  /** An IPv6 address without its brackets: a connect takes the bare address. */
   hostname: string
   port: number
   username: string
@@ -94,7 +96,8 @@ export function parseProxy (raw: string): Parsed<ProxyTarget> {
   if (rest.startsWith('[')) {
     const close = rest.indexOf(']')
     if (close === -1) return fail('proxy IPv6 host is missing "]"')
-    hostname = rest.slice(0, close + 1)
+    hostname = rest.slice(1, close)
+    if (isIP(hostname) !== 6) return fail('proxy host in brackets is not an IPv6 address')
     const after = rest.slice(close + 1)
     if (after !== '' && !after.startsWith(':')) return fail('proxy host is not valid')
     portText = after === '' ? undefined : after.slice(1)
@@ -113,8 +116,11 @@ export function parseProxy (raw: string): Parsed<ProxyTarget> {
   return ok({ protocol, hostname, port, username, password })
 }
 
+/** The host as a URL authority writes it: an IPv6 address in brackets. */
+export const hostOf = (p: ProxyTarget): string => p.hostname.includes(':') ? `[${p.hostname}]` : p.hostname
+
 /** The proxy value for printing: user-info masked. */
 export function maskProxy (p: ProxyTarget): string {
   const info = p.username || p.password ? '***@' : ''
-  return `${p.protocol}//${info}${p.hostname}:${p.port}`
+  return `${p.protocol}//${info}${hostOf(p)}:${p.port}`
 }

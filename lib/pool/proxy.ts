@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import { errors, type Dispatcher } from 'undici'
-import type { ProxyTarget } from '../config/values.js'
+import { hostOf, type ProxyTarget } from '../config/values.js'
 import type { Connector } from './budget.js'
 import { mergeHeaders } from './static-headers.js'
 
@@ -28,8 +28,7 @@ export class HttpProxy {
   private readonly authorization: Record<string, string>
 
   constructor (private readonly target: ProxyTarget) {
-    const host = target.hostname.includes(':') && !target.hostname.startsWith('[') ? `[${target.hostname}]` : target.hostname
-    this.origin = `${target.protocol}//${host}:${target.port}`
+    this.origin = `${target.protocol}//${hostOf(target)}:${target.port}`
     this.authorization = target.username || target.password
       ? { 'proxy-authorization': `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}` }
       : {}
