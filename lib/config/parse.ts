@@ -138,7 +138,7 @@ class PoolReader {
       }
       const parsed = spec.parse(a.value)
       if (parsed.ok) values[spec.key] = parsed.value
-      else this.problem(spec.secret ? 'value is not valid' : parsed.message, a.line, id, a.qname)
+      else this.problem(parsed.message, a.line, id, a.qname)
     }
     values.headers = this.readHeaders(e, id)
     this.seen.push({ id, isDefault: values.default === true, line: e.line })
@@ -214,12 +214,17 @@ class PoolReader {
 
   private checkReadable (file: string, line: number, id: string | undefined, key: string): void {
     const path = resolve(this.configRoot, file)
+    // A name with a quote in it may be a value run astray into the next
+    // attribute (a password): it is not repeated.
+    const plain = !/["']/.test(file)
+    const name = plain ? `"${file}" ` : ''
+    const where = plain ? ` (resolved to ${path})` : ' (its name holds a quote: is one missing or misplaced?)'
     try {
-      if (!statSync(path).isFile()) this.problem(`"${file}" is not a file (resolved to ${path})`, line, id, key)
+      if (!statSync(path).isFile()) this.problem(`file ${name}is not a file${where}`, line, id, key)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be opened (${code})`
-      this.problem(`file "${file}" ${why} (resolved to ${path})`, line, id, key)
+      this.problem(`file ${name}${why}${where}`, line, id, key)
     }
   }
 

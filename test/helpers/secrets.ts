@@ -1,0 +1,96 @@
+// Everywhere a config's secrets could show (SPEC "Nothing leaks"): parse
+// errors, `check` output, reload errors, log lines, stats() and the printed
+// forms (util.inspect, JSON, a log line's object) of the registry, its
+// clients, their dispatchers and settings. A probe is one gateway whose
+// config each text() call reloads, so many configs are probed quickly.
+import Fastify, { type FastifyInstance } from 'fastify'
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { inspect } from 'node:util'
+import plugin from '../../index.js'
+import { check } from '../../lib/cli/check.js'
+import { parseConfig } from '../../lib/config/parse.js'
+import { logCapture } from './logs.js'
+import type { Teardown } from './tap.js'
+import { wrap } from './xml.js'
+
+/** Stores a probed config may name (copies of test/fixtures/tls, passwords as its README says). */
+export const PROBE_STORES = ['client.jks', 'client.p12', 'truststore.pem', 'truststore.jks'] as const
+
+export interface LeakProbe {
+  app: FastifyInstance
+  /** Where the probed configs' store names resolve. */
+  configRoot: string
+  /** Every text that `xml` produces, by where it showed. */
+  texts: (xml: string) => Promise<Record<string, string>>
+}
+
+const printed = (value: unknown): string => inspect(value, { depth: 8, showHidden: true })
+
+function json (value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? ''
+  } catch (err) {
+    return `(JSON.stringify threw: ${(err as Error).message})`
+  }
+}
+
+function errorText (err: unknown): string {
+  const e = err as Error & { errors?: unknown }
+  return [e.message, String(e.stack), json(e.errors), json(e), printed(e)].join('\n')
+}
+
+/** A gateway (logging everything, down to trace) whose config the probe replaces for each text() call. */
+export async function leakProbe (t: Teardown): Promise<LeakProbe> {
+  const configRoot = mkdtempSync(join(tmpdir(), 'fhp-leaks-'))
+  t.teardown(() => { rmSync(configRoot, { recursive: true, force: true }) })
+  for (const name of PROBE_STORES) copyFileSync(resolve(__dirname, '..', 'fixtures', 'tls', name), join(configRoot, name))
+  const file = join(configRoot, 'http-connection-pool.cfg.xml')
+  writeFileSync(file, wrap('<pool id="start" default="true"/>'))
+  const logs = logCapture()
+  const app = Fastify({ logger: { level: 'trace', stream: logs.stream } })
+  t.teardown(async () => { await app.close() })
+  await app.register(plugin, { config: file })
+  await app.ready()
+
+  const texts = async (xml: string): Promise<Record<string, string>> => {
+    const out: Record<string, string> = {}
+    const firstLog = logs.raw.length
+    try {
+      parseConfig(xml, { configRoot })
+    } catch (err) {
+      out['parseConfig error'] = errorText(err)
+    }
+    writeFileSync(file, xml)
+    const lines: string[] = []
+    await check(file, { out: (l) => lines.push(l), err: (l) => lines.push(l) })
+    out['check output'] = lines.join('\n')
+    try {
+      await app.pools.reload()
+    } catch (err) {
+      out['reload error'] = errorText(err)
+    }
+    out['stats()'] = json(app.pools.stats())
+    out['inspect(registry)'] = printed(app.pools)
+    out['JSON(registry)'] = json(app.pools)
+    for (const id of app.pools.ids) {
+      const client = app.pools.get(id)
+      out[`inspect(client ${id})`] = printed(client)
+      out[`JSON(client ${id})`] = json(client)
+      out[`inspect(dispatcher ${id})`] = printed(client.dispatcher)
+      out[`JSON(dispatcher ${id})`] = json(client.dispatcher)
+      out[`inspect(settings ${id})`] = printed(client.settings)
+      out[`JSON(settings ${id})`] = json(client.settings)
+      app.log.info({ client, dispatcher: client.dispatcher, settings: client.settings, pools: app.pools }, 'logged objects')
+    }
+    out['log lines'] = logs.raw.slice(firstLog).join('')
+    return out
+  }
+  return { app, configRoot, texts }
+}
+
+/** The places (keys of `texts`) where `secret` shows. */
+export function leaksOf (texts: Record<string, string>, secret: string): string[] {
+  return Object.entries(texts).filter(([, text]) => text.includes(secret)).map(([where]) => where)
+}
