@@ -25,6 +25,10 @@ export const MSG_KEYSTORE = 'IF a keystore filename, password, or key password i
 // Headers that frame the message or belong to one connection: a static value would break the exchange.
 const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-connection'])
 
+// C0, DEL and C1: Unicode's control characters.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL = /[\x00-\x1F\x7F-\x9F]/
+
 const name = (e: { ns: string, local: string }): string => e.ns === '' ? e.local : `{${e.ns}}${e.local}`
 
 function distance (a: string, b: string): number {
@@ -116,9 +120,13 @@ class PoolReader {
 
   private readPool (e: XmlElement): PoolSettings | undefined {
     const idAttr = e.attributes.find((a) => a.ns === '' && a.local === 'id')
-    const id = idAttr?.error === undefined ? idAttr?.value : undefined
+    // An id with a control character is never repeated: in `check` output or a
+    // log it would forge lines (&#10;), so the pool's other problems go unnamed.
+    const controls = idAttr?.error === undefined && CONTROL.test(idAttr?.value ?? '')
+    const id = idAttr?.error === undefined && !controls ? idAttr?.value : undefined
     if (idAttr === undefined) this.problem('attribute is required', e.line, undefined, 'id')
     else if (idAttr.error !== undefined) this.problem(idAttr.error, idAttr.line, undefined, 'id')
+    else if (controls) this.problem('must not contain control characters (CR, LF, TAB…)', idAttr.line, undefined, 'id')
     else if (id!.trim() === '') this.problem('must not be empty', idAttr.line, undefined, 'id')
     const values: Record<string, unknown> = { id }
     for (const spec of ATTRIBUTES) values[spec.key] = spec.default

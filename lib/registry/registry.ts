@@ -48,6 +48,11 @@ export interface RegistryContext extends BuildContext {
   usedPools: () => Iterable<string>
 }
 
+/** `obj[key] = value`, also for a pool named `__proto__`, which an assignment would take for the prototype. */
+function own<T> (obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
 // Old dispatchers get this long to finish their in-flight requests after a reload.
 export const DRAIN_MS = 30000
 
@@ -117,7 +122,7 @@ export class PoolRegistry {
     for (const [id, { dispatcher, clientCache, forwardCache, clientAborts }] of this.entries) {
       const caches = [clientCache, forwardCache]
       const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
-      out[id] = {
+      own(out, id, {
         ...dispatcher.stats,
         ...dispatcher.pool.counters,
         ...dispatcher.counters,
@@ -130,7 +135,7 @@ export class PoolRegistry {
         cacheBytes: sum((c) => c.totalBytes),
         reloads: this.reloads,
         lastReloadError
-      }
+      })
     }
     return out
   }
@@ -219,11 +224,9 @@ export class PoolRegistry {
     const changes: Record<string, string> = {}
     for (const [id, entry] of next) {
       const old = previous.get(id)
-      if (old === undefined) changes[id] = 'added'
-      else if (old === entry) changes[id] = 'unchanged'
-      else changes[id] = `changed: ${changedAttributes(old.settings, entry.settings).join(', ')}`
+      own(changes, id, old === undefined ? 'added' : old === entry ? 'unchanged' : `changed: ${changedAttributes(old.settings, entry.settings).join(', ')}`)
     }
-    for (const id of previous.keys()) if (!next.has(id)) changes[id] = 'removed'
+    for (const id of previous.keys()) if (!next.has(id)) own(changes, id, 'removed')
     this.ctx.log.info({ pools: changes }, `config reloaded (${Object.entries(changes).map(([id, c]) => `${id}: ${c}`).join('; ')})`)
   }
 

@@ -1,7 +1,9 @@
 // SPEC "Nothing leaks", for the config: a typo that makes one attribute's
 // value run into the next one's password, or malformed XML around a proxy's
 // user-info, shows the secret nowhere: not in the error, `check` output,
-// reload logs, stats().lastReloadError or anything printed.
+// reload logs, stats().lastReloadError or anything printed. A pool id with a
+// control character is refused and never repeated (it would forge lines).
+import { join } from 'node:path'
 import t from 'tap'
 import { parseError, wrap } from '../helpers/config.js'
 import { leakProbe, leaksOf } from '../helpers/secrets.js'
@@ -46,4 +48,20 @@ t.test('the messages still say what is wrong, where', async (t) => {
   const quotedFile = parseError(wrap(`<pool id="a" default="true" keystore-filename='client.jks" keystore-password="${KS}" key-password=' x:http2="true"/>`)).errors
   t.ok(quotedFile.some((p) => p.attribute === 'keystore-filename' && /its name holds a quote/.test(p.message)), 'a file name with a quote in it is not repeated')
   t.notMatch(JSON.stringify(quotedFile), KS)
+})
+
+t.test('a pool id with a control character is refused, and never repeated', async (t) => {
+  const forged = 'a&#10;/etc/other.xml:1: pool &quot;b&quot;: cache.ttl: forged'
+  for (const id of [forged, 'a&#13;b', 'a&#9;b', 'a&#127;b', 'a&#133;b']) {
+    const err = parseError(wrap(`<pool id="${id}" default="true" bogus="1"/>\n<pool id="b"/>`))
+    const refused = err.errors.find((p) => p.attribute === 'id')
+    t.match(refused, { line: 2, message: /control character/ }, `${id}: refused`)
+    t.equal(refused?.pool, undefined, `${id}: the problem does not name the pool`)
+    t.ok(err.errors.every((p) => p.pool === undefined || p.pool === 'b'), `${id}: nor does any other problem of that pool`)
+    t.notMatch(err.message, /[\n\r\t\x7f\x85]|forged/, `${id}: the message holds no control character`)
+  }
+  const probe = await leakProbe(t)
+  const texts = await probe.texts(wrap(`<pool id="${forged}" default="true"/>`))
+  t.same(texts['check output']!.split('\n').filter((l) => !l.startsWith(join(probe.configRoot, 'http-connection-pool.cfg.xml'))), [], 'every line of check output is its own')
+  t.same(leaksOf(texts, 'forged'), [], 'the id shows nowhere')
 })
