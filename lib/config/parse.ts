@@ -201,7 +201,9 @@ class PoolReader {
     if (hvalue === undefined) this.problem('attribute value is required', c.line, id, label)
     else if (/[\0\r\n]/.test(hvalue)) this.problem('value contains CR, LF or NUL (header injection)', c.line, id, label)
     // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-    else if (/[\x01-\x08\x0B-\x1F\x7F]/.test(hvalue)) this.problem('value contains a control character', c.line, id, label)
+    else if (/[\x01-\x08\x0B-\x1F\x7F-\x9F]/.test(hvalue)) this.problem('value contains a control character', c.line, id, label)
+    // A field value is Latin-1 on the wire (RFC 9110 §5.5): anything above could never be sent.
+    else if (/[\u0100-\uFFFF]/.test(hvalue)) this.problem('value has a character above U+00FF: header values are Latin-1 (RFC 9110 field values); encode it, e.g. percent-encoding', c.line, id, label)
     if (this.problems.length !== before || hname === undefined || hvalue === undefined) return undefined
     return freezeHeader(hname, hvalue)
   }

@@ -1,9 +1,12 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
+import { checkDeclaredEncoding } from './encoding.js'
 import { ConfigError } from './errors.js'
 import { ATTRIBUTES } from './schema.js'
 
 /** Larger files are refused before any parsing. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
+
+export const tooLarge = (bytes: number): ConfigError => new ConfigError([{ message: `config is ${bytes} bytes, larger than the 1 MiB limit` }])
 
 export interface XmlAttribute {
   /** Namespace URI; '' for an unprefixed attribute. */
@@ -210,8 +213,9 @@ function validatorMessage (msg: string): string {
  */
 export function readXml (xml: string): XmlElement {
   const bytes = Buffer.byteLength(xml)
-  if (bytes > MAX_CONFIG_BYTES) throw new ConfigError([{ message: `config is ${bytes} bytes, larger than the 1 MiB limit` }])
+  if (bytes > MAX_CONFIG_BYTES) throw tooLarge(bytes)
   const text = xml.charCodeAt(0) === 0xFEFF ? xml.slice(1) : xml
+  checkDeclaredEncoding(text)
   const src = new Source(text)
   const doctype = text.indexOf('<!DOCTYPE')
   if (doctype !== -1) {
