@@ -70,7 +70,13 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   })
   if (opts.watch === true) {
     const file = opts.config!
-    const stop = watchConfig(resolve(file), async (xml) => await registry.reload({ xml, file }))
+    const stop = watchConfig(resolve(file), async (content) => await registry.reloadWith(async () => {
+      try {
+        return parseConfig(content(), { configRoot: configRootOf(opts) })
+      } catch (err) {
+        throw inFile(err, file)
+      }
+    }))
     fastify.addHook('onClose', async () => { stop() })
   }
   fastify.addHook('onClose', async () => { await registry.close() })

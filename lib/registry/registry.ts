@@ -111,7 +111,12 @@ export class PoolRegistry {
    * `file` names where `xml` came from, for errors.
    */
   async reload (opts: { xml?: string, file?: string } = {}): Promise<void> {
-    const run = this.queue.then(async () => await this.apply(opts.xml, opts.file))
+    await this.reloadWith(async () => await this.ctx.load(opts.xml, opts.file))
+  }
+
+  /** `reload` with a config from `load`, whose rejection counts as an invalid config (the file watcher's way in). */
+  async reloadWith (load: () => Promise<ParsedConfig>): Promise<void> {
+    const run = this.queue.then(async () => await this.apply(load))
     this.queue = run.catch(() => {})
     await run
   }
@@ -146,11 +151,11 @@ export class PoolRegistry {
     await Promise.all([...[...this.entries.values()].map(async (e) => await this.retire(e)), ...this.retired])
   }
 
-  private async apply (xml: string | undefined, file: string | undefined): Promise<void> {
+  private async apply (load: () => Promise<ParsedConfig>): Promise<void> {
     let config: ParsedConfig
     let next: Map<string, PoolEntry>
     try {
-      config = await this.ctx.load(xml, file)
+      config = await load()
       const used = new Set(this.ctx.usedPools())
       const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
       if (removed.length > 0) {

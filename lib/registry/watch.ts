@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { watch, watchFile, unwatchFile, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
+import { configText, readBounded } from '../config/load.js'
 
 // File events are fast but unreliable (editors replace files, network and
 // container file systems drop events): a stat poll backs them up.
@@ -10,13 +10,15 @@ const POLL_MS = 250
 const SETTLE_MS = 20
 
 /**
- * Calls `onChange` with the new content when the content of `file` changes:
+ * Calls `onChange` when the content of `file` changes, with a function that
+ * gives the new content as text (or throws the ConfigError that refuses it):
  * the content compared is the content applied, so no write can slip between
- * them. Changes that arrive while `onChange` runs are coalesced into one more
+ * them. A file over 1 MiB is refused unread, once until it changes.
+ * Changes that arrive while `onChange` runs are coalesced into one more
  * call. Returns a stop function.
  */
-export function watchConfig (file: string, onChange: (content: string) => Promise<void>, initial?: string): () => void {
-  let last = initial === undefined ? undefined : digest(initial)
+export function watchConfig (file: string, onChange: (content: () => string) => Promise<void>): () => void {
+  let last: string | undefined
   let timer: NodeJS.Timeout | undefined
   let running = false
   let again = false
@@ -32,12 +34,13 @@ export function watchConfig (file: string, onChange: (content: string) => Promis
       do {
         if (stopped) break
         again = false
-        const content = await readFile(file, 'utf8').catch(() => undefined)
-        if (content === undefined) continue
-        const hash = digest(content)
-        if (hash === last) continue
-        last = hash
-        await onChange(content).catch(() => {})
+        // A file being replaced may be missing for a moment: the next event tells.
+        const read = await readBounded(file).catch(() => undefined)
+        if (read === undefined) continue
+        const key = 'size' in read ? `too large: ${read.size}` : digest(read.bytes)
+        if (key === last) continue
+        last = key
+        await onChange(() => configText(read)).catch(() => {})
       } while (again)
     } finally {
       running = false
@@ -69,6 +72,6 @@ export function watchConfig (file: string, onChange: (content: string) => Promis
   }
 }
 
-function digest (content: string): string {
+function digest (content: Buffer): string {
   return createHash('sha256').update(content).digest('hex')
 }
