@@ -1,5 +1,7 @@
+import { inspect, type InspectOptions } from 'node:util'
 import { request, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { inspectAs } from '../config/settings.js'
 import type { Fetched, ResponseCache } from '../cache/cache.js'
 import { buffer, materialize } from '../cache/response.js'
 
@@ -29,6 +31,9 @@ export class HttpClient {
 
   get settings (): PoolSettings { return this.source.settingsOf(this.id) }
   get dispatcher (): Dispatcher { return this.source.dispatcherOf(this.id) }
+
+  toJSON (): object { return { id: this.id, settings: this.settings } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   async request (url: string | URL, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
     const { cacheKey, useCache, refreshCache, signal, ...rest } = options

@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
+import { inspect, type InspectOptions } from 'node:util'
 import { errors, type Dispatcher } from 'undici'
+import { inspectAs } from '../config/settings.js'
 import { hostOf, type ProxyTarget } from '../config/values.js'
 import type { Connector } from './budget.js'
 import { mergeHeaders } from './static-headers.js'
@@ -33,6 +35,10 @@ export class HttpProxy {
       ? { 'proxy-authorization': `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}` }
       : {}
   }
+
+  // Its fields hold the credentials and the Proxy-Authorization value.
+  toJSON (): object { return { origin: this.origin } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   /** An http request goes to the proxy, its path the absolute URL. https ones pass unchanged: they tunnel. */
   route (opts: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {

@@ -1,10 +1,11 @@
+import { inspect, type InspectOptions } from 'node:util'
 import { ResponseCache, type CacheLimits } from '../cache/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ResilienceCounters, ResilientDispatcher } from '../resilience/dispatcher.js'
 import { ConfigError } from '../config/errors.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
-import { changedAttributes, sameSettings } from '../config/settings.js'
+import { changedAttributes, inspectAs, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
 import type { ExchangeCounters } from '../pool/exchange.js'
 import { buildDispatcher, type BuildContext } from './build.js'
@@ -82,6 +83,9 @@ export class PoolRegistry {
   get defaultId (): string { return this.current.defaultId }
 
   has (id: string): boolean { return this.entries.has(id) }
+
+  toJSON (): object { return { defaultId: this.defaultId, ids: this.ids } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   /** The client of a pool; the default pool for `undefined`/`null` or, with a warning, for an unknown id (as Repose does). */
   get (id?: string | null): HttpClient {

@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { inspect } from 'node:util'
 import plugin from '../../index.js'
 import { check } from '../../lib/cli/check.js'
@@ -15,18 +15,23 @@ import { logCapture } from './logs.js'
 import type { Teardown } from './tap.js'
 import { wrap } from './xml.js'
 
-/** Stores a probed config may name (copies of test/fixtures/tls, passwords as its README says). */
-export const PROBE_STORES = ['client.jks', 'client.p12', 'truststore.pem', 'truststore.jks'] as const
+/**
+ * Stores a probed config may name, by their names in test/fixtures (passwords
+ * as its READMEs say; the `secret-` ones have recognisable passwords).
+ */
+export const PROBE_STORES = ['tls/client.jks', 'tls/client.p12', 'tls/truststore.pem', 'config/secret-client.jks', 'config/secret-trust.jks'] as const
 
 export interface LeakProbe {
   app: FastifyInstance
-  /** Where the probed configs' store names resolve. */
+  /** Where the probed configs' store names resolve (each store under its base name). */
   configRoot: string
-  /** Every text that `xml` produces, by where it showed. */
+  /** Every text that `xml` produces: loaded as parseConfig, check and a reload do, then printed(). */
   texts: (xml: string) => Promise<Record<string, string>>
+  /** The printed forms of what the gateway hands out now (stats(), registry, clients, dispatchers, settings), and a log line of them. */
+  printed: () => Record<string, string>
 }
 
-const printed = (value: unknown): string => inspect(value, { depth: 8, showHidden: true })
+const inspected = (value: unknown): string => inspect(value, { depth: 8, showHidden: true })
 
 function json (value: unknown): string {
   try {
@@ -38,14 +43,14 @@ function json (value: unknown): string {
 
 function errorText (err: unknown): string {
   const e = err as Error & { errors?: unknown }
-  return [e.message, String(e.stack), json(e.errors), json(e), printed(e)].join('\n')
+  return [e.message, String(e.stack), json(e.errors), json(e), inspected(e)].join('\n')
 }
 
 /** A gateway (logging everything, down to trace) whose config the probe replaces for each text() call. */
 export async function leakProbe (t: Teardown): Promise<LeakProbe> {
   const configRoot = mkdtempSync(join(tmpdir(), 'fhp-leaks-'))
   t.teardown(() => { rmSync(configRoot, { recursive: true, force: true }) })
-  for (const name of PROBE_STORES) copyFileSync(resolve(__dirname, '..', 'fixtures', 'tls', name), join(configRoot, name))
+  for (const name of PROBE_STORES) copyFileSync(resolve(__dirname, '..', 'fixtures', name), join(configRoot, basename(name)))
   const file = join(configRoot, 'http-connection-pool.cfg.xml')
   writeFileSync(file, wrap('<pool id="start" default="true"/>'))
   const logs = logCapture()
@@ -53,6 +58,26 @@ export async function leakProbe (t: Teardown): Promise<LeakProbe> {
   t.teardown(async () => { await app.close() })
   await app.register(plugin, { config: file })
   await app.ready()
+
+  const printed = (): Record<string, string> => {
+    const out: Record<string, string> = {}
+    const firstLog = logs.raw.length
+    out['stats()'] = json(app.pools.stats())
+    out['inspect(registry)'] = inspected(app.pools)
+    out['JSON(registry)'] = json(app.pools)
+    for (const id of app.pools.ids) {
+      const client = app.pools.get(id)
+      out[`inspect(client ${id})`] = inspected(client)
+      out[`JSON(client ${id})`] = json(client)
+      out[`inspect(dispatcher ${id})`] = inspected(client.dispatcher)
+      out[`JSON(dispatcher ${id})`] = json(client.dispatcher)
+      out[`inspect(settings ${id})`] = inspected(client.settings)
+      out[`JSON(settings ${id})`] = json(client.settings)
+      app.log.info({ client, dispatcher: client.dispatcher, settings: client.settings, pools: app.pools }, 'logged objects')
+    }
+    out['logged objects'] = logs.raw.slice(firstLog).join('')
+    return out
+  }
 
   const texts = async (xml: string): Promise<Record<string, string>> => {
     const out: Record<string, string> = {}
@@ -71,23 +96,10 @@ export async function leakProbe (t: Teardown): Promise<LeakProbe> {
     } catch (err) {
       out['reload error'] = errorText(err)
     }
-    out['stats()'] = json(app.pools.stats())
-    out['inspect(registry)'] = printed(app.pools)
-    out['JSON(registry)'] = json(app.pools)
-    for (const id of app.pools.ids) {
-      const client = app.pools.get(id)
-      out[`inspect(client ${id})`] = printed(client)
-      out[`JSON(client ${id})`] = json(client)
-      out[`inspect(dispatcher ${id})`] = printed(client.dispatcher)
-      out[`JSON(dispatcher ${id})`] = json(client.dispatcher)
-      out[`inspect(settings ${id})`] = printed(client.settings)
-      out[`JSON(settings ${id})`] = json(client.settings)
-      app.log.info({ client, dispatcher: client.dispatcher, settings: client.settings, pools: app.pools }, 'logged objects')
-    }
     out['log lines'] = logs.raw.slice(firstLog).join('')
-    return out
+    return { ...out, ...printed() }
   }
-  return { app, configRoot, texts }
+  return { app, configRoot, texts, printed }
 }
 
 /** The places (keys of `texts`) where `secret` shows. */
