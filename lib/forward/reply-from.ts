@@ -96,9 +96,10 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     let cacheKey: string | undefined
     if (meta?.cacheKey !== undefined && (request.method === 'GET' || request.method === 'HEAD') && target.settings['cache.ttl'] > 0) {
       const key = meta.cacheKey(request)
-      // Kept apart by method and URL (so by route, and a pattern's /items/1
-      // from /items/2) as well as by the caller's key.
-      if (key !== undefined) cacheKey = `${request.method} ${request.url} ${key}`
+      // Kept apart by route declaration (one path may have several, by host
+      // or version), method and URL (a pattern's /items/1 from /items/2) as
+      // well as by the caller's key.
+      if (key !== undefined) cacheKey = `${meta.declaration} ${request.method} ${request.url} ${key}`
     }
     if (cacheKey !== undefined && callOpts.onResponse === undefined) {
       const hit = target.forwardCache.peek(cacheKey)
