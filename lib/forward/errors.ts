@@ -24,28 +24,56 @@ function rootCause (err: unknown): { code?: string, message?: string, name?: str
   return e ?? {}
 }
 
-/** SPEC "Forwarding errors": 502 when the upstream failed, 504 when it was too slow, 503 when the pool shed the request. */
+// What the client is told, per code: the kind of failure, never the upstream's
+// address, port or headers (they are in the cause, for the warn log).
+const MESSAGES: Record<string, string> = {
+  FST_HTTP_POOLS_QUEUE_TIMEOUT: 'no connection to the upstream became free in time',
+  FST_HTTP_POOLS_REQUEST_TIMEOUT: 'the upstream exchange did not complete in time',
+  FST_HTTP_POOLS_CIRCUIT_OPEN: 'the upstream failed too often: its circuit is open',
+  FST_HTTP_POOLS_PROXY: 'the forward proxy refused the connection',
+  FST_HTTP_POOLS_UPSTREAM_UNREACHABLE: 'upstream unreachable',
+  FST_HTTP_POOLS_CONNECT_TIMEOUT: 'upstream connect timeout',
+  FST_HTTP_POOLS_SOCKET_TIMEOUT: 'upstream socket timeout',
+  FST_HTTP_POOLS_UPSTREAM_RESET: 'upstream closed the connection',
+  FST_HTTP_POOLS_BAD_RESPONSE: 'invalid upstream response',
+  FST_HTTP_POOLS_UPSTREAM_TLS: 'upstream TLS failure',
+  FST_HTTP_POOLS_BAD_GATEWAY: 'upstream failure'
+}
+
+const upstreamError = (statusCode: 502 | 503 | 504, code: string, cause: unknown): UpstreamError =>
+  new UpstreamError(statusCode, code, MESSAGES[code]!, { cause })
+
+/**
+ * SPEC "Forwarding errors": 502 when the upstream failed, 504 when it was too
+ * slow, 503 when the pool shed the request. The cause (the innermost error,
+ * with what happened on the wire) is for the log only.
+ */
 export function toUpstreamError (err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err
   const cause = rootCause(err)
   const code = cause.code ?? ''
-  const detail = cause.message ?? String(err)
-  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT') return new UpstreamError(503, code, detail, { cause })
-  if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return new UpstreamError(504, code, detail, { cause })
+  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT') return upstreamError(503, code, cause)
+  if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return upstreamError(504, code, cause)
   if (code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') {
-    const open = new UpstreamError(503, code, detail, { cause })
+    const open = upstreamError(503, code, cause)
     open.retryAfter = cause.retryAfter
     return open
   }
-  if (code === 'FST_HTTP_POOLS_PROXY') return new UpstreamError(502, code, detail, { cause })
-  if (UNREACHABLE.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', `upstream unreachable: ${detail}`, { cause })
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', `upstream connect timeout: ${detail}`, { cause })
-  if (SOCKET_TIMEOUT.has(code)) return new UpstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', `upstream socket timeout: ${detail}`, { cause })
-  if (RESET.has(code)) return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', `upstream closed the connection: ${detail}`, { cause })
+  if (code === 'FST_HTTP_POOLS_PROXY') return upstreamError(502, code, cause)
+  if (UNREACHABLE.has(code)) return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', cause)
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return upstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', cause)
+  if (SOCKET_TIMEOUT.has(code)) return upstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', cause)
+  if (RESET.has(code)) return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', cause)
   // undici's parser errors may carry no code: their name tells.
-  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_') || cause.name === 'HTTPParserError') return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', `invalid upstream response: ${detail}`, { cause })
+  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_') || cause.name === 'HTTPParserError') return upstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', cause)
   if (TLS.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT')) {
-    return new UpstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', `upstream TLS failure: ${detail}`, { cause })
+    return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', cause)
   }
-  return new UpstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', `upstream failure: ${detail}`, { cause })
+  return upstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', cause)
+}
+
+/** What happened on the wire, for the warn log: the cause's message (it may name the upstream). */
+export function detailOf (err: UpstreamError): string {
+  const cause = err.cause as { message?: unknown } | undefined
+  return typeof cause?.message === 'string' && cause.message !== '' ? cause.message : String(cause)
 }

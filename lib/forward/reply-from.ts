@@ -6,7 +6,7 @@ import type { CachedResponse, ResponseCache } from '../cache/cache.js'
 import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
-import { toUpstreamError } from './errors.js'
+import { detailOf, toUpstreamError } from './errors.js'
 import { forward, forwarded, type ForwardedResponse } from './exchange.js'
 import { routeMeta } from './routes.js'
 
@@ -155,7 +155,7 @@ const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void =
 const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
   const pool = routeMeta(reply.request)?.pool ?? defaultPool()
-  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, err.message)
+  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, `${err.message}: ${detailOf(err)}`)
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)
 }
