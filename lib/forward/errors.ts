@@ -77,3 +77,31 @@ export function detailOf (err: UpstreamError): string {
   const cause = err.cause as { message?: unknown } | undefined
   return typeof cause?.message === 'string' && cause.message !== '' ? cause.message : String(cause)
 }
+
+/** A client's request target that reply-from cannot forward: the client's error, not the gateway's. */
+export class BadTargetError extends Error {
+  readonly statusCode = 400
+  readonly code = 'FST_HTTP_POOLS_BAD_TARGET'
+  constructor (cause: unknown) {
+    super('the request target cannot be forwarded', { cause })
+    this.name = 'BadTargetError'
+  }
+}
+
+// reply-from's own errors for a source it will not build a URL from.
+const OFF_ORIGIN = 'source must be a relative path string'
+const TRAVERSAL = 'source/request contain invalid characters'
+
+/**
+ * Whether `err`, thrown while reply-from built the upstream URL, comes from the
+ * client's request target `url`: a path that climbs out with `..`, a
+ * malformed percent-encoding, or a target that is not a plain path (the
+ * absolute form, `/\host`) whose URL is off the origin or no URL at all.
+ * The same errors for a route's own plain source are the route's (500).
+ */
+export function isBadTarget (err: unknown, url: string): boolean {
+  const e = err as { message?: unknown, code?: unknown } | null
+  if (e?.message === TRAVERSAL || err instanceof URIError) return true
+  const plainPath = url.charCodeAt(0) === 47 && !url.includes('\\')
+  return !plainPath && (e?.message === OFF_ORIGIN || e?.code === 'ERR_INVALID_URL')
+}

@@ -6,7 +6,7 @@ import type { CachedResponse, ResponseCache } from '../cache/cache.js'
 import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
-import { detailOf, toUpstreamError } from './errors.js'
+import { BadTargetError, detailOf, isBadTarget, toUpstreamError } from './errors.js'
 import { forward, forwarded, type ForwardedResponse } from './exchange.js'
 import { routeMeta } from './routes.js'
 
@@ -119,6 +119,8 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
       : { target, cache: target.forwardCache, key: cacheKey }
     try {
       return from.call(this, source, opts)
+    } catch (err) {
+      throw isBadTarget(err, request.url) ? new BadTargetError(err) : err
     } finally {
       next = undefined
     }
