@@ -1,5 +1,5 @@
 import { inspect, type InspectOptions } from 'node:util'
-import { ResponseCache, type CacheLimits } from '../cache/cache.js'
+import { CacheMemory, ResponseCache, type CacheLimits } from '../cache/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ResilienceCounters, ResilientDispatcher } from '../resilience/dispatcher.js'
 import { ConfigError } from '../config/errors.js'
@@ -198,11 +198,13 @@ export class PoolRegistry {
           continue
         }
         const ttl = settings['cache.ttl']
+        // One bound for both caches: cacheLimits is what a pool may hold.
+        const memory = new CacheMemory(this.ctx.cacheLimits)
         const entry: PoolEntry = {
           settings,
           dispatcher: buildDispatcher(settings, this.ctx),
-          clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
-          forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits),
+          clientCache: new ResponseCache(ttl, memory),
+          forwardCache: new ResponseCache(ttl, memory),
           clientAborts: 0
         }
         fresh.push(entry)
