@@ -20,7 +20,7 @@ export interface FastifyHttpPoolsOptions {
   configRoot?: string
   /** The origin service: reply-from's `base`. */
   origin?: string
-  /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, retries). */
+  /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, destroyAgent, retries). */
   replyFrom?: Record<string, unknown>
   /** Memory bounds of each pool's response cache (`cache.ttl`). */
   cacheLimits?: Partial<CacheLimits>

@@ -34,8 +34,10 @@ interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCac
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
 
-// Options of reply-from that the plugin owns: where requests go and how they are retried.
-const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'retryMethods', 'retriesCount', 'maxRetriesOn503', 'retryDelay']
+// Options of reply-from that the plugin owns: where requests go, how they are
+// retried, and how the connections end (the pools close with the app, letting
+// requests in flight finish; reply-from's destroyAgent would destroy them).
+const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'destroyAgent', 'retryMethods', 'retriesCount', 'maxRetriesOn503', 'retryDelay']
 
 /**
  * Decorates `reply.from` with @fastify/reply-from running over the pools.
