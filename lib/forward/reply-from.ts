@@ -8,6 +8,7 @@ import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
 import { BadTargetError, detailOf, isBadTarget, toUpstreamError } from './errors.js'
 import { forward, forwarded, type ForwardedResponse } from './exchange.js'
+import { unixSocket } from '../pool/origins.js'
 import { routeMeta } from './routes.js'
 
 export interface ForwardTarget {
@@ -28,8 +29,12 @@ export interface ForwardOptions {
 
 const kOrigin = Symbol('fastify-http-pools.origin')
 
-/** The exchange that reply-from is about to start: which pool, for which reply, and the cache key if the route coalesces. */
-interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string }
+/**
+ * The exchange that reply-from is about to start: which pool, for which reply,
+ * the cache key if the route coalesces, and the unix socket origin when the
+ * target is one (reply-from names it `null`, or by a stand-in).
+ */
+interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string, unix?: string }
 
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
@@ -54,6 +59,10 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     request (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, data?: ForwardedResponse) => void) {
       const hop = next ?? { target: options.targetFor(undefined) }
       next = undefined
+      if (hop.unix !== undefined) {
+        opts.origin = hop.unix
+        ;(opts.headers as RequestHeaders).host = 'localhost'
+      }
       const origin = String(opts.origin)
       // The failure's log line names the upstream: reply-from does not pass the request on to onError.
       const done = (err: Error | null, res?: ForwardedResponse): void => {
@@ -76,6 +85,11 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   }
   const userOptions = { ...options.replyFrom }
   for (const key of OWNED) delete userOptions[key]
+  // A unix socket base would make reply-from send everything through a pool of
+  // its own (no limits, no pool headers, TLS unverified): reply-from gets a
+  // stand-in, and the route's pool the real origin.
+  const unixBase = options.origin?.startsWith('unix+') === true ? originOf(options.origin) : undefined
+  const base = unixBase === undefined ? options.origin : unixSocket(unixBase)!.url
   let impl: FromImpl | undefined
   const capture = {
     decorateReply: (name: string, fn: FromImpl) => { if (name === 'from') impl = fn },
@@ -85,7 +99,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     log: fastify.log
   }
   const init = replyFrom as unknown as (instance: object, opts: object, done: (err?: Error) => void) => void
-  init(capture, { ...userOptions, base: options.origin, undici: router, retryMethods: [] }, (err) => { if (err) throw err })
+  init(capture, { ...userOptions, base, undici: router, retryMethods: [] }, (err) => { if (err) throw err })
   const from = impl!
 
   const onUpstreamError = sendUpstreamError(options.defaultPool)
@@ -119,6 +133,13 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     next = cacheKey === undefined
       ? { target, reply: this }
       : { target, cache: target.forwardCache, key: cacheKey }
+    if (unixBase !== undefined) {
+      next.unix = unixBase
+      // The full URL of the origin itself, as the stand-in sees it.
+      if (source !== undefined && onOrigin(source, unixBase)) source = source.slice(unixBase.length) || '/'
+    } else if (source?.startsWith('unix+') === true) {
+      next.unix = originOf(source)
+    }
     try {
       return from.call(this, source, opts)
     } catch (err) {
@@ -163,3 +184,11 @@ const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, {
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)
 }
+
+/** `scheme://authority` of a URL, also for a scheme the URL standard gives no origin (`unix+http:`). */
+function originOf (url: string): string {
+  const { protocol, host } = new URL(url)
+  return `${protocol}//${host}`
+}
+
+const onOrigin = (source: string, origin: string): boolean => source.startsWith(origin) && (source.length === origin.length || source[origin.length] === '/' || source[origin.length] === '?')
