@@ -20,7 +20,7 @@ export interface FastifyHttpPoolsOptions {
   configRoot?: string
   /** The origin service: reply-from's `base`. */
   origin?: string
-  /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, retries). */
+  /** Passed to @fastify/reply-from, except the options the plugin owns (base, undici, http, http2, globalAgent, destroyAgent, retries). */
   replyFrom?: Record<string, unknown>
   /** Memory bounds of each pool's response cache (`cache.ttl`). */
   cacheLimits?: Partial<CacheLimits>
@@ -76,7 +76,13 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   })
   if (opts.watch === true) {
     const file = opts.config!
-    const stop = watchConfig(resolve(file), async (xml) => await registry.reload({ xml, file }), {
+    const stop = watchConfig(resolve(file), async (content) => await registry.reloadWith(async () => {
+      try {
+        return parseConfig(content(), { configRoot: configRootOf(opts) })
+      } catch (err) {
+        throw inFile(err, file)
+      }
+    }), {
       // A renewed keystore keeps its name: the XML alone would look unchanged.
       dependencies: () => registry.storeFiles(),
       stale: () => registry.storesChanged()

@@ -1,12 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { systemClock, type Clock, type Timer } from '../time/clock.js'
 
+/** The memory bound of one pool's caches: its request() keys and its forwarded routes' keys together. */
 export interface CacheLimits {
-  /** Entries kept at most; the oldest go first. */
+  /** Responses kept at most; the oldest go first. */
   maxEntries: number
   /** A response body larger than this is not cached (nor shared with waiters). */
   maxBodyBytes: number
-  /** Bytes of bodies kept at most, all entries of one cache together. */
+  /** Bytes of bodies kept at most, all responses together. */
   maxBytes: number
 }
 
@@ -27,8 +28,44 @@ export type Fetched<T> = { shared: CachedResponse } | { own: T }
 
 export interface CacheCounters { hits: number, coalesced: number, misses: number }
 
-interface Stored { response: CachedResponse, expires: number, timer: Timer }
+interface Stored { response: CachedResponse, expires: number, timer: Timer, age: number }
 type Entry = { pending: Promise<Fetched<unknown>> } | Stored
+
+/**
+ * What the caches of one pool keep, together: each pool's two caches (keys of
+ * request() callers, keys of forwarded routes) share one CacheLimits bound,
+ * and past it the oldest response of either goes first.
+ */
+export class CacheMemory {
+  entries = 0
+  bytes = 0
+  private stored = 0
+  private readonly caches: ResponseCache[] = []
+
+  constructor (readonly limits: CacheLimits) {}
+
+  /** Orders stored responses by age, across the caches. */
+  nextAge (): number { return ++this.stored }
+
+  join (cache: ResponseCache): void { this.caches.push(cache) }
+
+  /** Drops the oldest responses, whichever cache holds them, until the bound holds. */
+  fit (): void {
+    while (this.entries > this.limits.maxEntries || this.bytes > this.limits.maxBytes) {
+      let oldest: ResponseCache | undefined
+      let age = Infinity
+      for (const cache of this.caches) {
+        const a = cache.oldestAge()
+        if (a < age) {
+          age = a
+          oldest = cache
+        }
+      }
+      if (oldest === undefined) return
+      oldest.dropOldest()
+    }
+  }
+}
 
 /**
  * Repose's `cache.ttl`: requests with the same key share one upstream exchange
@@ -40,7 +77,9 @@ export class ResponseCache {
   private bytes = 0
   readonly counters: CacheCounters = { hits: 0, coalesced: 0, misses: 0 }
 
-  constructor (private readonly ttl: number, private readonly limits: CacheLimits, private readonly clock: Clock = systemClock) {}
+  constructor (private readonly ttl: number, private readonly memory: CacheMemory, private readonly clock: Clock = systemClock) {
+    memory.join(this)
+  }
 
   get size (): number { return this.entries.size }
   get totalBytes (): number { return this.bytes }
@@ -83,9 +122,30 @@ export class ResponseCache {
 
   /** Drops every entry (the pool is closing or its settings changed). */
   clear (): void {
-    for (const entry of this.entries.values()) if ('timer' in entry) this.clock.clearTimeout(entry.timer)
+    for (const entry of this.entries.values()) {
+      if ('timer' in entry) {
+        this.clock.clearTimeout(entry.timer)
+        this.memory.entries--
+      }
+    }
     this.entries.clear()
+    this.memory.bytes -= this.bytes
     this.bytes = 0
+  }
+
+  /** The age of the oldest stored response (Infinity when none is). */
+  oldestAge (): number {
+    for (const entry of this.entries.values()) if ('response' in entry) return entry.age
+    return Infinity
+  }
+
+  dropOldest (): void {
+    for (const [key, entry] of this.entries) {
+      if ('response' in entry) {
+        this.remove(key, entry)
+        return
+      }
+    }
   }
 
   private unshared<T> (outcome: Fetched<T>, materialize: (r: CachedResponse) => T): T {
@@ -95,13 +155,15 @@ export class ResponseCache {
   private settle (key: string, slot: Entry, outcome: Fetched<unknown>): void {
     if (this.entries.get(key) !== slot) return
     this.entries.delete(key)
-    if (!('shared' in outcome) || this.ttl <= 0 || outcome.shared.size > this.limits.maxBodyBytes) return
+    if (!('shared' in outcome) || this.ttl <= 0 || outcome.shared.size > this.memory.limits.maxBodyBytes) return
     const response = outcome.shared
     const timer = this.clock.setTimeout(() => this.expire(key, response), this.ttl)
     timer.unref()
-    this.entries.set(key, { response, expires: this.clock.now() + this.ttl, timer })
+    this.entries.set(key, { response, expires: this.clock.now() + this.ttl, timer, age: this.memory.nextAge() })
     this.bytes += response.size
-    this.evict()
+    this.memory.bytes += response.size
+    this.memory.entries++
+    this.memory.fit()
   }
 
   private expire (key: string, response: CachedResponse): void {
@@ -113,13 +175,8 @@ export class ResponseCache {
     this.clock.clearTimeout(entry.timer)
     this.entries.delete(key)
     this.bytes -= entry.response.size
-  }
-
-  private evict (): void {
-    for (const [key, entry] of this.entries) {
-      if (this.entries.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) return
-      if ('response' in entry) this.remove(key, entry)
-    }
+    this.memory.bytes -= entry.response.size
+    this.memory.entries--
   }
 }
 

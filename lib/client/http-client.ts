@@ -1,5 +1,7 @@
+import { inspect, type InspectOptions } from 'node:util'
 import { Dispatcher, request } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { inspectAs } from '../config/settings.js'
 import type { Fetched, ResponseCache } from '../cache/cache.js'
 import { buffer, materialize } from '../cache/response.js'
 
@@ -31,6 +33,10 @@ class CurrentDispatcher extends Dispatcher {
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.source.dispatcherOf(this.id).dispatch(opts, handler)
   }
+
+  // Printed as its pool's id only: its source leads to the pool's secrets.
+  toJSON (): object { return { pool: this.id } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   // The plugin owns the pools and closes them with the app: a caller's close
   // (reply-from's destroyAgent, a test's cleanup) must not take a pool down
@@ -66,6 +72,9 @@ export class HttpClient {
   }
 
   get settings (): PoolSettings { return this.source.settingsOf(this.id) }
+
+  toJSON (): object { return { id: this.id, settings: this.settings } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   async request (url: string | URL, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
     const { cacheKey, useCache, refreshCache, signal, ...rest } = options

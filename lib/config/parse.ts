@@ -25,6 +25,10 @@ export const MSG_KEYSTORE = 'IF a keystore filename, password, or key password i
 // Headers that frame the message or belong to one connection: a static value would break the exchange.
 const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-connection'])
 
+// C0, DEL and C1: Unicode's control characters.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL = /[\x00-\x1F\x7F-\x9F]/
+
 const name = (e: { ns: string, local: string }): string => e.ns === '' ? e.local : `{${e.ns}}${e.local}`
 
 function distance (a: string, b: string): number {
@@ -116,9 +120,13 @@ class PoolReader {
 
   private readPool (e: XmlElement): PoolSettings | undefined {
     const idAttr = e.attributes.find((a) => a.ns === '' && a.local === 'id')
-    const id = idAttr?.error === undefined ? idAttr?.value : undefined
+    // An id with a control character is never repeated: in `check` output or a
+    // log it would forge lines (&#10;), so the pool's other problems go unnamed.
+    const controls = idAttr?.error === undefined && CONTROL.test(idAttr?.value ?? '')
+    const id = idAttr?.error === undefined && !controls ? idAttr?.value : undefined
     if (idAttr === undefined) this.problem('attribute is required', e.line, undefined, 'id')
     else if (idAttr.error !== undefined) this.problem(idAttr.error, idAttr.line, undefined, 'id')
+    else if (controls) this.problem('must not contain control characters (CR, LF, TAB…)', idAttr.line, undefined, 'id')
     else if (id!.trim() === '') this.problem('must not be empty', idAttr.line, undefined, 'id')
     const values: Record<string, unknown> = { id }
     for (const spec of ATTRIBUTES) values[spec.key] = spec.default
@@ -138,7 +146,7 @@ class PoolReader {
       }
       const parsed = spec.parse(a.value)
       if (parsed.ok) values[spec.key] = parsed.value
-      else this.problem(spec.secret ? 'value is not valid' : parsed.message, a.line, id, a.qname)
+      else this.problem(parsed.message, a.line, id, a.qname)
     }
     values.headers = this.readHeaders(e, id)
     this.seen.push({ id, isDefault: values.default === true, line: e.line })
@@ -193,7 +201,9 @@ class PoolReader {
     if (hvalue === undefined) this.problem('attribute value is required', c.line, id, label)
     else if (/[\0\r\n]/.test(hvalue)) this.problem('value contains CR, LF or NUL (header injection)', c.line, id, label)
     // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-    else if (/[\x01-\x08\x0B-\x1F\x7F]/.test(hvalue)) this.problem('value contains a control character', c.line, id, label)
+    else if (/[\x01-\x08\x0B-\x1F\x7F-\x9F]/.test(hvalue)) this.problem('value contains a control character', c.line, id, label)
+    // A field value is Latin-1 on the wire (RFC 9110 §5.5): anything above could never be sent.
+    else if (/[\u0100-\uFFFF]/.test(hvalue)) this.problem('value has a character above U+00FF: header values are Latin-1 (RFC 9110 field values); encode it, e.g. percent-encoding', c.line, id, label)
     if (this.problems.length !== before || hname === undefined || hvalue === undefined) return undefined
     return freezeHeader(hname, hvalue)
   }
@@ -214,12 +224,17 @@ class PoolReader {
 
   private checkReadable (file: string, line: number, id: string | undefined, key: string): void {
     const path = resolve(this.configRoot, file)
+    // A name with a quote in it may be a value run astray into the next
+    // attribute (a password): it is not repeated.
+    const plain = !/["']/.test(file)
+    const name = plain ? `"${file}" ` : ''
+    const where = plain ? ` (resolved to ${path})` : ' (its name holds a quote: is one missing or misplaced?)'
     try {
-      if (!statSync(path).isFile()) this.problem(`"${file}" is not a file (resolved to ${path})`, line, id, key)
+      if (!statSync(path).isFile()) this.problem(`file ${name}is not a file${where}`, line, id, key)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be opened (${code})`
-      this.problem(`file "${file}" ${why} (resolved to ${path})`, line, id, key)
+      this.problem(`file ${name}${why}${where}`, line, id, key)
     }
   }
 

@@ -1,4 +1,4 @@
-import { inspect } from 'node:util'
+import { inspect, type InspectOptions } from 'node:util'
 import { ATTRIBUTES, type Header, type PoolSettings } from './schema.js'
 import { maskProxy, parseProxy } from './values.js'
 
@@ -18,6 +18,15 @@ export function maskSettings (s: PoolSettings): Record<string, unknown> {
   }
   out.headers = s.headers.map((h) => ({ name: h.name, value: MASK }))
   return out
+}
+
+/**
+ * util.inspect of an object the package hands out (registry, client,
+ * dispatcher): its class name and its toJSON(), which holds no secret, instead
+ * of its fields, which lead to proxy credentials and header values.
+ */
+export function inspectAs (self: { toJSON: () => unknown }, options: InspectOptions): string {
+  return `${self.constructor.name} ${inspect(self.toJSON(), options)}`
 }
 
 function printMasked<T extends object> (target: T, masked: () => unknown): T {

@@ -1,5 +1,7 @@
 // Value parsers for the XML attribute types. Each returns the parsed value or
-// a message that never repeats the raw value when it may be secret.
+// a message that never repeats the raw value: a misplaced quote can make any
+// attribute's value hold the next attribute, password included.
+import { isIP } from 'node:net'
 
 export type Parsed<T> = { ok: true, value: T } | { ok: false, message: string }
 
@@ -13,10 +15,10 @@ const XS_INT = /^[+-]?[0-9]+$/
 /** A non-negative xs:int, at least `min`. */
 export function parseInt32 (raw: string, min: number): Parsed<number> {
   const s = raw.trim()
-  if (!XS_INT.test(s)) return fail(`"${s}" is not an integer (xs:int)`)
+  if (!XS_INT.test(s)) return fail('is not an integer (xs:int)')
   const n = Number(s)
-  if (n < 0) return fail(`"${s}" must not be negative`)
-  if (n > INT_MAX) return fail(`"${s}" is larger than ${INT_MAX}`)
+  if (n < 0) return fail('must not be negative')
+  if (n > INT_MAX) return fail(`is larger than ${INT_MAX}`)
   if (n < min) return fail(`must be at least ${min}`)
   return ok(n === 0 ? 0 : n) // -0 and +0 both become 0
 }
@@ -25,7 +27,7 @@ export function parseBoolean (raw: string): Parsed<boolean> {
   switch (raw.trim()) {
     case 'true': case '1': return ok(true)
     case 'false': case '0': return ok(false)
-    default: return fail(`"${raw.trim()}" is not a boolean (true, false, 1 or 0)`)
+    default: return fail('is not a boolean (true, false, 1 or 0)')
   }
 }
 
@@ -34,8 +36,8 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 export function parseMethods (raw: string): Parsed<readonly string[]> {
   const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const m of items) {
-    if (!TOKEN.test(m)) return fail(`"${m}" is not an HTTP method`)
+  for (const [i, m] of items.entries()) {
+    if (!TOKEN.test(m)) return fail(`item ${i + 1} is not an HTTP method (a token)`)
   }
   return ok(Object.freeze([...new Set(items.map((m) => m.toUpperCase()))]))
 }
@@ -43,8 +45,8 @@ export function parseMethods (raw: string): Parsed<readonly string[]> {
 export function parseStatuses (raw: string): Parsed<readonly number[]> {
   const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
   const out: number[] = []
-  for (const s of items) {
-    if (!/^[0-9]{3}$/.test(s) || Number(s) < 100 || Number(s) > 599) return fail(`"${s}" is not an HTTP status code (100-599)`)
+  for (const [i, s] of items.entries()) {
+    if (!/^[0-9]{3}$/.test(s) || Number(s) < 100 || Number(s) > 599) return fail(`item ${i + 1} is not an HTTP status code (100-599)`)
     out.push(Number(s))
   }
   return ok(Object.freeze([...new Set(out)]))
@@ -52,6 +54,7 @@ export function parseStatuses (raw: string): Parsed<readonly number[]> {
 
 export interface ProxyTarget {
   protocol: 'http:' | 'https:'
+  /** An IPv6 address without its brackets: a connect takes the bare address. */
   hostname: string
   port: number
   username: string
@@ -68,7 +71,7 @@ export function parseProxy (raw: string): Parsed<ProxyTarget> {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(rest)
   if (scheme) {
     const name = scheme[1]!.toLowerCase()
-    if (name !== 'http' && name !== 'https') return fail(`proxy scheme "${name}" is not supported (http or https)`)
+    if (name !== 'http' && name !== 'https') return fail('proxy scheme is not supported (http or https)')
     protocol = `${name}:`
     rest = rest.slice(scheme[0].length)
   }
@@ -94,7 +97,8 @@ export function parseProxy (raw: string): Parsed<ProxyTarget> {
   if (rest.startsWith('[')) {
     const close = rest.indexOf(']')
     if (close === -1) return fail('proxy IPv6 host is missing "]"')
-    hostname = rest.slice(0, close + 1)
+    hostname = rest.slice(1, close)
+    if (isIP(hostname) !== 6) return fail('proxy host in brackets is not an IPv6 address')
     const after = rest.slice(close + 1)
     if (after !== '' && !after.startsWith(':')) return fail('proxy host is not valid')
     portText = after === '' ? undefined : after.slice(1)
@@ -113,8 +117,11 @@ export function parseProxy (raw: string): Parsed<ProxyTarget> {
   return ok({ protocol, hostname, port, username, password })
 }
 
+/** The host as a URL authority writes it: an IPv6 address in brackets. */
+export const hostOf = (p: ProxyTarget): string => p.hostname.includes(':') ? `[${p.hostname}]` : p.hostname
+
 /** The proxy value for printing: user-info masked. */
 export function maskProxy (p: ProxyTarget): string {
   const info = p.username || p.password ? '***@' : ''
-  return `${p.protocol}//${info}${p.hostname}:${p.port}`
+  return `${p.protocol}//${info}${hostOf(p)}:${p.port}`
 }

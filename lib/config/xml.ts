@@ -1,8 +1,12 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
+import { checkDeclaredEncoding } from './encoding.js'
 import { ConfigError } from './errors.js'
+import { ATTRIBUTES } from './schema.js'
 
 /** Larger files are refused before any parsing. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
+
+export const tooLarge = (bytes: number): ConfigError => new ConfigError([{ message: `config is ${bytes} bytes, larger than the 1 MiB limit` }])
 
 export interface XmlAttribute {
   /** Namespace URI; '' for an unprefixed attribute. */
@@ -166,14 +170,52 @@ function buildElement (src: Source, node: Node, qname: string, scope: Map<string
   return { ns, local, qname, line, attributes, children, hasText }
 }
 
+// Names a config may hold: an error may repeat these. Any other text of a
+// malformed document may be part of an attribute value run astray (a missing
+// quote makes the next attribute's password a name), so it is never repeated.
+const KNOWN_NAMES = new Set(['http-connection-pools', 'pool', 'headers', 'header', 'id', 'name', 'value', 'xmlns', ...ATTRIBUTES.map((a) => a.key)])
+const known = (qname: string): boolean => KNOWN_NAMES.has(qname.slice(qname.indexOf(':') + 1)) || qname.startsWith('xmlns:')
+const quoted = (qname: string, what: string): string => known(qname) ? `${what} ${qname}` : `${what}`
+
+// The validator's messages quote the document; each is rewritten from its
+// template, keeping only known names (its `'` quoting cannot be trusted to
+// delimit a name that itself holds a quote).
+const VALIDATOR_MESSAGES: Array<[RegExp, (name: string, line?: string) => string]> = [
+  [/^Attribute '(.*)' has no space in starting\.$/s, (n) => `${quoted(n, 'an attribute')} does not follow white space (is a quote missing or misplaced?)`],
+  [/^Attribute '(.*)' is without value\.$/s, (n) => `${quoted(n, 'an attribute')} has no quoted value`],
+  [/^boolean attribute '(.*)' is not allowed\.$/s, (n) => `${quoted(n, 'an attribute')} has no value (is a quote missing or misplaced?)`],
+  [/^Attribute '(.*)' is an invalid name\.$/s, () => 'an attribute name is not a valid XML name'],
+  [/^Attribute '(.*)' is repeated\.$/s, (n) => `${quoted(n, 'an attribute')} is repeated`],
+  [/^Attributes for '(.*)' have open quote\.$/s, (n) => `a quoted value in ${quoted(n, 'a tag')} is not closed`],
+  [/^Tag '(.*)' is an invalid name\.$/s, () => 'a tag name is not a valid XML name'],
+  [/^Closing tag '(.*)' doesn't have proper closing\.$/s, (n) => `closing ${quoted(n, 'tag')} is not closed with ">"`],
+  [/^Closing tag '(.*)' can't have attributes or invalid starting\.$/s, (n) => `closing ${quoted(n, 'tag')} has attributes or does not start right`],
+  [/^Closing tag '(.*)' has not been opened\.$/s, (n) => `closing ${quoted(n, 'tag')} has no start tag`],
+  [/^Expected closing tag '(.*)' \(opened in line (\d+), col (\d+)\) instead of closing tag '(.*)'\.$/s, (n, line) => `expected the closing tag of ${quoted(n, 'the element')} opened on line ${line!}`],
+  [/^Unclosed tag '(.*)'\.$/s, (n) => `${quoted(n, 'a tag')} is not closed`],
+  [/^char '(.)' is not expected\.$/s, (c) => /^[<>&"'=/]$/.test(c) ? `unexpected "${c}"` : 'unexpected character']
+]
+const FIXED_VALIDATOR_MESSAGES = new Set(['Invalid space after \'<\'.', 'Multiple possible root nodes found.', 'Extra text at the end', 'Start tag expected.', 'XML declaration allowed only at the start of the document.'])
+const PARSER_MESSAGES = new Set(['Maximum nested tags exceeded', 'Pi Tag is not closed.', 'Multiple DOCTYPE declarations found.'])
+
+function validatorMessage (msg: string): string {
+  if (FIXED_VALIDATOR_MESSAGES.has(msg)) return msg
+  for (const [template, rewrite] of VALIDATOR_MESSAGES) {
+    const m = template.exec(msg)
+    if (m !== null) return rewrite(m[1]!, m[2])
+  }
+  return 'not well-formed'
+}
+
 /**
  * Well-formed XML to a namespace-resolved element tree with line numbers.
  * Refuses what could be hostile before the parser sees it: size and DOCTYPE.
  */
 export function readXml (xml: string): XmlElement {
   const bytes = Buffer.byteLength(xml)
-  if (bytes > MAX_CONFIG_BYTES) throw new ConfigError([{ message: `config is ${bytes} bytes, larger than the 1 MiB limit` }])
+  if (bytes > MAX_CONFIG_BYTES) throw tooLarge(bytes)
   const text = xml.charCodeAt(0) === 0xFEFF ? xml.slice(1) : xml
+  checkDeclaredEncoding(text)
   const src = new Source(text)
   const doctype = text.indexOf('<!DOCTYPE')
   if (doctype !== -1) {
@@ -185,14 +227,15 @@ export function readXml (xml: string): XmlElement {
   const valid = XMLValidator.validate(text)
   if (valid !== true) {
     const at = valid.err.col === undefined ? '' : ` at column ${valid.err.col}`
-    throw new ConfigError([{ message: `malformed XML${at}: ${valid.err.msg}`, line: valid.err.line }])
+    throw new ConfigError([{ message: `malformed XML${at}: ${validatorMessage(valid.err.msg)}`, line: valid.err.line }])
   }
   let nodes: Node[]
   try {
     nodes = parser.parse(text) as Node[]
   } catch (err) {
     // The parser's own limits (nesting depth…) are malformed input too, not a crash.
-    throw new ConfigError([{ message: `malformed XML: ${(err as Error).message}` }])
+    const message = (err as Error).message
+    throw new ConfigError([{ message: `malformed XML: ${PARSER_MESSAGES.has(message) ? message : 'the document cannot be parsed'}` }])
   }
   const problems: { message: string, line: number }[] = []
   let root: XmlElement | undefined

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Controller, Handler } from '../handler/decorator.js'
 import { ClientAbortError, isClientAbort } from '../pool/errors.js'
+import { dropResponseHopByHop } from './headers.js'
 
 /** The response reply-from reads: status, headers and the body as a stream. */
 export interface ForwardedResponse { statusCode: number, headers: IncomingHttpHeaders, body: Readable }
@@ -65,7 +66,7 @@ export class ForwardExchange implements Handler {
     // Informational responses are the gateway's to absorb: reply-from answers with one response.
     if (statusCode < 200) return
     this.statusCode = statusCode
-    this.headers = headers
+    this.headers = dropResponseHopByHop(headers)
     this.body = new ResponseBody(controller, this)
   }
 

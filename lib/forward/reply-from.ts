@@ -6,8 +6,9 @@ import type { CachedResponse, ResponseCache } from '../cache/cache.js'
 import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
-import { toUpstreamError } from './errors.js'
+import { BadTargetError, detailOf, isBadTarget, toUpstreamError } from './errors.js'
 import { forward, forwarded, type ForwardedResponse } from './exchange.js'
+import { unixSocket } from '../pool/origins.js'
 import { routeMeta } from './routes.js'
 
 export interface ForwardTarget {
@@ -28,14 +29,20 @@ export interface ForwardOptions {
 
 const kOrigin = Symbol('fastify-http-pools.origin')
 
-/** The exchange that reply-from is about to start: which pool, for which reply, and the cache key if the route coalesces. */
-interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string }
+/**
+ * The exchange that reply-from is about to start: which pool, for which reply,
+ * the cache key if the route coalesces, and the unix socket origin when the
+ * target is one (reply-from names it `null`, or by a stand-in).
+ */
+interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string, unix?: string }
 
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
 
-// Options of reply-from that the plugin owns: where requests go and how they are retried.
-const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'retryMethods', 'retriesCount', 'maxRetriesOn503', 'retryDelay']
+// Options of reply-from that the plugin owns: where requests go, how they are
+// retried, and how the connections end (the pools close with the app, letting
+// requests in flight finish; reply-from's destroyAgent would destroy them).
+const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'destroyAgent', 'retryMethods', 'retriesCount', 'maxRetriesOn503', 'retryDelay']
 
 /**
  * Decorates `reply.from` with @fastify/reply-from running over the pools.
@@ -52,6 +59,10 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     request (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, data?: ForwardedResponse) => void) {
       const hop = next ?? { target: options.targetFor(undefined) }
       next = undefined
+      if (hop.unix !== undefined) {
+        opts.origin = hop.unix
+        ;(opts.headers as RequestHeaders).host = 'localhost'
+      }
       const done = withOrigin(opts, callback)
       const { target, reply } = hop
       if (hop.cache === undefined) {
@@ -69,6 +80,11 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   }
   const userOptions = { ...options.replyFrom }
   for (const key of OWNED) delete userOptions[key]
+  // A unix socket base would make reply-from send everything through a pool of
+  // its own (no limits, no pool headers, TLS unverified): reply-from gets a
+  // stand-in, and the route's pool the real origin.
+  const unixBase = options.origin?.startsWith('unix+') === true ? originOf(options.origin) : undefined
+  const base = unixBase === undefined ? options.origin : unixSocket(unixBase)!.url
   let impl: FromImpl | undefined
   const capture = {
     decorateReply: (name: string, fn: FromImpl) => { if (name === 'from') impl = fn },
@@ -78,7 +94,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     log: fastify.log
   }
   const init = replyFrom as unknown as (instance: object, opts: object, done: (err?: Error) => void) => void
-  init(capture, { ...userOptions, base: options.origin, undici: router, retryMethods: [] }, (err) => { if (err) throw err })
+  init(capture, { ...userOptions, base, undici: router, retryMethods: [] }, (err) => { if (err) throw err })
   const from = impl!
 
   const onUpstreamError = sendUpstreamError(options.defaultPool)
@@ -91,9 +107,10 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     let cacheKey: string | undefined
     if (meta?.cacheKey !== undefined && (request.method === 'GET' || request.method === 'HEAD') && target.settings['cache.ttl'] > 0) {
       const key = meta.cacheKey(request)
-      // Kept apart by method and URL (so by route, and a pattern's /items/1
-      // from /items/2) as well as by the caller's key.
-      if (key !== undefined) cacheKey = `${request.method} ${request.url} ${key}`
+      // Kept apart by route declaration (one path may have several, by host
+      // or version), method and URL (a pattern's /items/1 from /items/2) as
+      // well as by the caller's key.
+      if (key !== undefined) cacheKey = `${meta.declaration} ${request.method} ${request.url} ${key}`
     }
     if (cacheKey !== undefined && callOpts.onResponse === undefined) {
       const hit = target.forwardCache.peek(cacheKey)
@@ -111,8 +128,17 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     next = cacheKey === undefined
       ? { target, reply: this }
       : { target, cache: target.forwardCache, key: cacheKey }
+    if (unixBase !== undefined) {
+      next.unix = unixBase
+      // The full URL of the origin itself, as the stand-in sees it.
+      if (source !== undefined && onOrigin(source, unixBase)) source = source.slice(unixBase.length) || '/'
+    } else if (source?.startsWith('unix+') === true) {
+      next.unix = originOf(source)
+    }
     try {
       return from.call(this, source, opts)
+    } catch (err) {
+      throw isBadTarget(err, request.url) ? new BadTargetError(err) : err
     } finally {
       next = undefined
     }
@@ -158,7 +184,15 @@ export const clientAborted = (target: ForwardTarget, reply: FastifyReply) => ():
 export const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
   const pool = routeMeta(reply.request)?.pool ?? defaultPool()
-  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, err.message)
+  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, `${err.message}: ${detailOf(err)}`)
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)
 }
+
+/** `scheme://authority` of a URL, also for a scheme the URL standard gives no origin (`unix+http:`). */
+function originOf (url: string): string {
+  const { protocol, host } = new URL(url)
+  return `${protocol}//${host}`
+}
+
+const onOrigin = (source: string, origin: string): boolean => source.startsWith(origin) && (source.length === origin.length || source[origin.length] === '/' || source[origin.length] === '?')

@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 /** What the plugin keeps of a route. Route config survives into `request.routeOptions`; the `pool` option does not. */
 export interface RouteMeta {
   url: string
+  /** Tells apart declarations of one path (host or version constraints): their cache entries never mix. */
+  declaration: number
   pool?: string
   cacheKey?: (request: FastifyRequest) => string | undefined
 }
@@ -15,13 +17,14 @@ const kRoute = Symbol('fastify-http-pools.route')
  */
 export function trackRoutes (fastify: FastifyInstance, has: (id: string) => boolean, ids: () => string[]): () => string[] {
   const declared: Array<RouteMeta & { method: string, pool: string }> = []
+  let declarations = 0
   fastify.addHook('onRoute', (route: RouteOptions & { pool?: unknown, cacheKey?: unknown }) => {
     const config = route.config as Record<string | symbol, unknown> | undefined
     const pool = route.pool ?? config?.pool
     const cacheKey = route.cacheKey
     if (pool === undefined && cacheKey === undefined) return
     if (cacheKey !== undefined && typeof cacheKey !== 'function') throw new TypeError(`route ${route.url}: cacheKey must be a function (request) => string | undefined`)
-    const meta: RouteMeta = { url: route.url }
+    const meta: RouteMeta = { url: route.url, declaration: ++declarations }
     if (pool !== undefined) meta.pool = String(pool)
     if (cacheKey !== undefined) meta.cacheKey = cacheKey as RouteMeta['cacheKey']
     if (meta.pool !== undefined) declared.push({ ...meta, pool: meta.pool, method: Array.isArray(route.method) ? route.method.join(',') : route.method })
@@ -46,5 +49,5 @@ export function routeMeta (request: FastifyRequest): RouteMeta | undefined {
   const config = request.routeOptions.config as unknown as Record<string | symbol, unknown>
   const meta = config[kRoute] as RouteMeta | undefined
   if (meta !== undefined || typeof config.pool !== 'string') return meta
-  return { url: String(config.url), pool: config.pool }
+  return { url: String(config.url), declaration: 0, pool: config.pool }
 }

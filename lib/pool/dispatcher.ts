@@ -1,6 +1,8 @@
+import { inspect, type InspectOptions } from 'node:util'
 import type { ConnectionOptions } from 'node:tls'
 import { errors, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { inspectAs } from '../config/settings.js'
 import { composeDispatch, type Dispatch } from '../handler/decorator.js'
 import type { Clock } from '../time/clock.js'
 import { ClosableDispatcher } from './closable.js'
@@ -69,6 +71,9 @@ export class PoolDispatcher extends ClosableDispatcher {
     this.exchanges.failWaiting(err ?? new errors.ClientDestroyedError())
     await this.sockets.destroy(err)
   }
+
+  toJSON (): object { return { pool: this.settings.id } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   get budget (): OriginPools['budget'] { return this.sockets.budget }
   get counters (): ExchangeCounters { return this.exchanges.counters }

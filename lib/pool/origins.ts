@@ -59,8 +59,8 @@ export class OriginPools extends ClosableDispatcher {
       lifetime?.track(client, socket)
     }
     const clientOpts = clientOptions(settings)
-    const newClient = (origin: URL, opts: object): Client => {
-      const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, base, onSocket) as never })
+    const clientsOf = (connector: Connector) => (origin: URL, opts: object): Client => {
+      const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, connector, onSocket) as never })
       // With one socket per client, 'drain' means the socket just became idle.
       client.on('drain', () => {
         lifetime?.check(client)
@@ -68,12 +68,18 @@ export class OriginPools extends ClosableDispatcher {
       })
       return client
     }
-    this.newPool = (origin) => new Pool(origin, {
-      ...clientOpts,
-      connections: settings['http.conn-manager.max-per-route'],
-      connect: base as never,
-      factory: newClient as never
-    })
+    this.newPool = (origin) => {
+      // A unix socket origin gets the pool's TLS, limits and budget like any
+      // other, on sockets to its path (never through the proxy).
+      const unix = unixSocket(origin)
+      const connector = unix === undefined ? base : buildConnector({ ...connectOpts, ...tls, socketPath: unix.path } as buildConnector.BuildOptions) as unknown as Connector
+      return new Pool(unix?.url ?? origin, {
+        ...clientOpts,
+        connections: settings['http.conn-manager.max-per-route'],
+        connect: connector as never,
+        factory: clientsOf(connector) as never
+      })
+    }
     this.budget = budget
   }
 
@@ -131,4 +137,15 @@ export class OriginPools extends ClosableDispatcher {
     }
     return sum
   }
+}
+
+/**
+ * `unix+http://%2Fpath%2Fto.sock` (reply-from's form of a unix socket origin):
+ * the socket's path, and the URL the requests on it name (Host: localhost,
+ * as curl --unix-socket sends).
+ */
+export function unixSocket (origin: string): { path: string, url: string } | undefined {
+  if (!origin.startsWith('unix+')) return undefined
+  const url = new URL(origin)
+  return { path: decodeURIComponent(url.host), url: url.protocol === 'unix+https:' ? 'https://localhost' : 'http://localhost' }
 }

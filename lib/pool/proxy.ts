@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
+import { inspect, type InspectOptions } from 'node:util'
 import { errors, type Dispatcher } from 'undici'
-import type { ProxyTarget } from '../config/values.js'
+import { inspectAs } from '../config/settings.js'
+import { hostOf, type ProxyTarget } from '../config/values.js'
 import type { Connector } from './budget.js'
 import { mergeHeaders } from './static-headers.js'
 
@@ -28,12 +30,15 @@ export class HttpProxy {
   private readonly authorization: Record<string, string>
 
   constructor (private readonly target: ProxyTarget) {
-    const host = target.hostname.includes(':') && !target.hostname.startsWith('[') ? `[${target.hostname}]` : target.hostname
-    this.origin = `${target.protocol}//${host}:${target.port}`
+    this.origin = `${target.protocol}//${hostOf(target)}:${target.port}`
     this.authorization = target.username || target.password
       ? { 'proxy-authorization': `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}` }
       : {}
   }
+
+  // Its fields hold the credentials and the Proxy-Authorization value.
+  toJSON (): object { return { origin: this.origin } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   /** An http request goes to the proxy, its path the absolute URL. https ones pass unchanged: they tunnel. */
   route (opts: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {

@@ -1,4 +1,6 @@
+import { inspect, type InspectOptions } from 'node:util'
 import type { Header, PoolSettings } from '../config/schema.js'
+import { inspectAs } from '../config/settings.js'
 import type { Interceptor } from '../handler/decorator.js'
 import { closesEachRequest } from './options.js'
 
@@ -21,6 +23,10 @@ export class StaticHeaders {
     }
     this.names = new Set(Object.keys(this.values))
   }
+
+  // The values are secrets (SPEC "Nothing leaks"): only the names print.
+  toJSON (): object { return { names: [...this.names] } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   apply (headers: Headers): HeaderRecord {
     return mergeHeaders(headers, this.values, this.names)

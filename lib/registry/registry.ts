@@ -1,10 +1,11 @@
-import { ResponseCache, type CacheLimits } from '../cache/cache.js'
+import { inspect, type InspectOptions } from 'node:util'
+import { CacheMemory, ResponseCache, type CacheLimits } from '../cache/cache.js'
 import { HttpClient } from '../client/http-client.js'
 import type { ResilienceCounters, ResilientDispatcher } from '../resilience/dispatcher.js'
 import { ConfigError } from '../config/errors.js'
 import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
-import { changedAttributes, sameSettings } from '../config/settings.js'
+import { changedAttributes, inspectAs, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
 import type { ExchangeCounters } from '../pool/exchange.js'
 import { sameStores, storeDigests, storePaths, type StoreDigests } from '../tls/index.js'
@@ -52,6 +53,11 @@ export interface RegistryContext extends BuildContext {
   usedPools: () => Iterable<string>
 }
 
+/** `obj[key] = value`, also for a pool named `__proto__`, which an assignment would take for the prototype. */
+function own<T> (obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
 // Old dispatchers get this long to finish their in-flight requests after a reload.
 export const DRAIN_MS = 30000
 
@@ -83,6 +89,9 @@ export class PoolRegistry {
   get defaultId (): string { return this.current.defaultId }
 
   has (id: string): boolean { return this.entries.has(id) }
+
+  toJSON (): object { return { defaultId: this.defaultId, ids: this.ids } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 
   /** The client of a pool; the default pool for `undefined`/`null` or, with a warning, for an unknown id (as Repose does). */
   get (id?: string | null): HttpClient {
@@ -122,7 +131,12 @@ export class PoolRegistry {
    * `file` names where `xml` came from, for errors.
    */
   async reload (opts: { xml?: string, file?: string } = {}): Promise<void> {
-    const run = this.queue.then(async () => await this.apply(opts.xml, opts.file))
+    await this.reloadWith(async () => await this.ctx.load(opts.xml, opts.file))
+  }
+
+  /** `reload` with a config from `load`, whose rejection counts as an invalid config (the file watcher's way in). */
+  async reloadWith (load: () => Promise<ParsedConfig>): Promise<void> {
+    const run = this.queue.then(async () => await this.apply(load))
     this.queue = run.catch(() => {})
     await run
   }
@@ -152,7 +166,7 @@ export class PoolRegistry {
     for (const [id, { dispatcher, clientCache, forwardCache, clientAborts }] of this.entries) {
       const caches = [clientCache, forwardCache]
       const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
-      out[id] = {
+      own(out, id, {
         ...dispatcher.stats,
         ...dispatcher.pool.counters,
         ...dispatcher.counters,
@@ -165,7 +179,7 @@ export class PoolRegistry {
         cacheBytes: sum((c) => c.totalBytes),
         reloads: this.reloads,
         lastReloadError
-      }
+      })
     }
     return out
   }
@@ -176,12 +190,12 @@ export class PoolRegistry {
     await Promise.all([...[...this.entries.values()].map(async (e) => await this.retire(e)), ...this.retired])
   }
 
-  private async apply (xml: string | undefined, file: string | undefined): Promise<void> {
+  private async apply (load: () => Promise<ParsedConfig>): Promise<void> {
     let config: ParsedConfig
     let next: Map<string, PoolEntry>
     this.attempted = undefined
     try {
-      config = await this.ctx.load(xml, file)
+      config = await load()
       this.attempted = config
       const used = new Set(this.ctx.usedPools())
       const removed = this.ids.filter((id) => used.has(id) && !config.pools.some((p) => p.id === id))
@@ -225,12 +239,14 @@ export class PoolRegistry {
           continue
         }
         const ttl = settings['cache.ttl']
+        // One bound for both caches: cacheLimits is what a pool may hold.
+        const memory = new CacheMemory(this.ctx.cacheLimits)
         const entry: PoolEntry = {
           settings,
           stores,
           dispatcher: buildDispatcher(settings, this.ctx),
-          clientCache: new ResponseCache(ttl, this.ctx.cacheLimits),
-          forwardCache: new ResponseCache(ttl, this.ctx.cacheLimits),
+          clientCache: new ResponseCache(ttl, memory),
+          forwardCache: new ResponseCache(ttl, memory),
           clientAborts: 0
         }
         fresh.push(entry)
@@ -261,11 +277,9 @@ export class PoolRegistry {
     const changes: Record<string, string> = {}
     for (const [id, entry] of next) {
       const old = previous.get(id)
-      if (old === undefined) changes[id] = 'added'
-      else if (old === entry) changes[id] = 'unchanged'
-      else changes[id] = `changed: ${[...changedAttributes(old.settings, entry.settings), ...changedStores(old, entry)].join(', ')}`
+      own(changes, id, old === undefined ? 'added' : old === entry ? 'unchanged' : `changed: ${[...changedAttributes(old.settings, entry.settings), ...changedStores(old, entry)].join(', ')}`)
     }
-    for (const id of previous.keys()) if (!next.has(id)) changes[id] = 'removed'
+    for (const id of previous.keys()) if (!next.has(id)) own(changes, id, 'removed')
     this.ctx.log.info({ pools: changes }, `config reloaded (${Object.entries(changes).map(([id, c]) => `${id}: ${c}`).join('; ')})`)
   }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { watch, watchFile, unwatchFile, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
+import { configText, readBounded } from '../config/load.js'
 
 // File events are fast but unreliable (editors replace files, network and
 // container file systems drop events): a stat poll backs them up.
@@ -26,14 +26,15 @@ export interface WatchOptions {
 }
 
 /**
- * Calls `onChange` with the new content when the content of `file` changes,
- * or with the same content when a dependency changed and `stale()` says so:
- * the content compared is the content applied, so no write can slip between
- * them. Changes that arrive while `onChange` runs are coalesced into one more
- * call. Returns a stop function.
+ * Calls `onChange` when the content of `file` changes, or when a dependency
+ * changed and `stale()` says so, with a function that gives the content as
+ * text (or throws the ConfigError that refuses it): the content compared is
+ * the content applied, so no write can slip between them. A file over 1 MiB
+ * is refused unread, once until it changes. Changes that arrive while
+ * `onChange` runs are coalesced into one more call. Returns a stop function.
  */
-export function watchConfig (file: string, onChange: (content: string) => Promise<void>, options: WatchOptions = {}): () => void {
-  let last = options.initial === undefined ? undefined : digest(options.initial)
+export function watchConfig (file: string, onChange: (content: () => string) => Promise<void>, options: WatchOptions = {}): () => void {
+  let last = options.initial === undefined ? undefined : digest(Buffer.from(options.initial))
   let timer: NodeJS.Timeout | undefined
   let running = false
   let again = false
@@ -54,16 +55,17 @@ export function watchConfig (file: string, onChange: (content: string) => Promis
         // Taken before reading: a dependency changing during the reload schedules another run.
         const checkDependencies = dependencyChanged
         dependencyChanged = false
-        const content = await readFile(file, 'utf8').catch(() => undefined)
-        if (content === undefined) {
+        // A file being replaced may be missing for a moment: the next event tells.
+        const read = await readBounded(file).catch(() => undefined)
+        if (read === undefined) {
           // Checked again once the config file is back (its event schedules a run).
           dependencyChanged ||= checkDependencies
           continue
         }
-        const hash = digest(content)
-        if (hash !== last || (checkDependencies && options.stale?.() === true)) {
-          last = hash
-          await onChange(content).catch(() => {})
+        const key = 'size' in read ? `too large: ${read.size}` : digest(read.bytes)
+        if (key !== last || (checkDependencies && options.stale?.() === true)) {
+          last = key
+          await onChange(() => configText(read)).catch(() => {})
         }
         // The live config may name other files, whoever reloaded it last (this watcher or pools.reload()).
         follow()
@@ -128,6 +130,6 @@ function observe (file: string, onEvent: () => void): () => void {
   }
 }
 
-function digest (content: string): string {
+function digest (content: Buffer): string {
   return createHash('sha256').update(content).digest('hex')
 }

@@ -1,5 +1,7 @@
+import { inspect, type InspectOptions } from 'node:util'
 import { errors, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
+import { inspectAs } from '../config/settings.js'
 import { composeDispatch, refusedController, type Dispatch, type Interceptor } from '../handler/decorator.js'
 import { ClosableDispatcher } from '../pool/closable.js'
 import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
@@ -90,4 +92,7 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
   }
 
   get stats (): PoolStats { return this.pool.stats }
+
+  toJSON (): object { return { pool: this.settings.id } }
+  [inspect.custom] (_depth: number, options: InspectOptions): string { return inspectAs(this, options) }
 }

@@ -1,7 +1,8 @@
 // SPEC "Route options" `cacheKey` and "Cache keys (cache.ttl)", forwarded side:
 // `app.get('/x', { cacheKey, pool }, (req, reply) => reply.from())` coalesces
 // and caches GET/HEAD responses per key; entries are kept apart by method and
-// route as well as by the key, and never mix with request() keys. Routes
+// route declaration (two routes of one path with different constraints too)
+// as well as by the key, and never mix with request() keys. Routes
 // without cacheKey, and POST, are never cached. Real HTTP all the way: a
 // listening gateway, an undici client, a loopback upstream.
 import type { FastifyRequest } from 'fastify'
@@ -178,4 +179,21 @@ t.test('the upstream resets the connection: every waiting client gets 502, nothi
   const next = await call(gw.client, '/x', auth('k'))
   t.equal(next.statusCode, 203, 'the next request goes upstream and succeeds')
   t.equal(gw.up.count, 2)
+})
+
+t.test('two declarations of one path (host constraints), same pool and key: each gets its own upstream\'s response', async (t) => {
+  const upA = await cacheUpstream(t, (_req, res) => { res.end('private to a.example') })
+  const upB = await cacheUpstream(t, (_req, res) => { res.end('private to b.example') })
+  const app = await gatewayApp(t, { xml: XML })
+  const sameKey = (): string => 'k'
+  app.get('/catalog', { constraints: { host: 'a.example' }, pool: 'a', cacheKey: sameKey }, (_req, reply) => reply.from(`${upA.origin}/catalog`))
+  app.get('/catalog', { constraints: { host: 'b.example' }, pool: 'a', cacheKey: sameKey }, (_req, reply) => reply.from(`${upB.origin}/catalog`))
+  const client = await listenClient(t, app)
+  const a = await call(client, '/catalog', { headers: { host: 'a.example' } })
+  const b = await call(client, '/catalog', { headers: { host: 'b.example' } })
+  t.equal(a.text, 'private to a.example')
+  t.equal(b.text, 'private to b.example', 'host b never gets host a\'s response')
+  t.same([upA.count, upB.count], [1, 1], 'each upstream was asked')
+  t.equal((await call(client, '/catalog', { headers: { host: 'a.example' } })).text, 'private to a.example', 'each route keeps its own entry')
+  t.same([upA.count, upB.count], [1, 1], 'from the cache')
 })

@@ -153,3 +153,20 @@ t.test('maxBytes keeps caching after refreshes: a refreshed entry gives its byte
     await (await client.request(url, { cacheKey: 'other' })).body.dump()
     t.equal(up.count, before, 'a new key is still cached (2000 bytes of 3000)')
   })
+
+t.test('a pool\'s request() keys and forwarded routes share one bound, not one each', async (t) => {
+  const up = await cacheUpstream(t, bySize)
+  const app = await gatewayApp(t, { xml: XML, origin: up.origin, cacheLimits: { maxEntries: 3, maxBytes: 2500 } })
+  app.get('/:size', { pool: 'a', cacheKey: (req) => String(req.headers['x-key']) }, (_req, reply) => reply.from())
+  const gw = await listenClient(t, app)
+  const client = app.pools.get('a')
+  for (const k of [1, 2]) {
+    await (await client.request(`${up.origin}/1000`, { cacheKey: `k${k}` })).body.dump()
+    t.equal((await call(gw, '/1000', { headers: { 'x-key': `k${k}` } })).text.length, 1000, `forwarded k${k}`)
+  }
+  const s = app.pools.stats().a!
+  t.equal(s.cacheBytes, 2000, `four 1000-byte responses, at most 2500 bytes kept in all (${s.cacheBytes})`)
+  t.equal(s.cacheEntries, 2)
+  for (const k of [3, 4, 5]) await (await client.request(`${up.origin}/10`, { cacheKey: `small${k}` })).body.dump()
+  t.equal(app.pools.stats().a!.cacheEntries, 3, 'maxEntries 3 in all')
+})

@@ -2,7 +2,8 @@
 // (tinyproxy). http targets go to the proxy in absolute form, https targets
 // through a CONNECT tunnel with the pool's TLS (truststore, client
 // certificate, SNI, HTTP/2) inside; proxy credentials are sent, never shown;
-// a proxy that refuses or dies is a 502.
+// a proxy that refuses or dies is a 502; an IPv6 proxy address works.
+import { networkInterfaces } from 'node:os'
 import { inspect } from 'node:util'
 import t from 'tap'
 import {
@@ -186,3 +187,26 @@ t.test('a proxy that refuses connections: 502', async (t) => {
   }
   t.equal(plain.hits() + tlsUp.hits(), 0, 'nothing reached the upstreams directly')
 })
+
+t.test('a proxy on the IPv6 loopback, written in brackets', { skip: ipv6Loopback() ? false : 'this machine has no IPv6 loopback' }, async (t) => {
+  const proxy = await startTinyproxy(t, { host: '::1', basicAuth: { user: USER, pass: PASS } })
+  const plain = await plainUpstream(t)
+  const tlsUp = await httpsUpstream(t, serverTls(), (_req, res) => { res.end('tls') })
+  const gw = await gateway(t, config(
+    pool('url', { default: 'true', ...PEM_TRUSTSTORE, 'http.route.default-proxy': `http://${USER}:${PASS}@[::1]:${proxy.port}` }),
+    pool('bare', { ...PEM_TRUSTSTORE, 'http.route.default-proxy': `${USER}:${PASS}@[::1]:${proxy.port}` })
+  ))
+  for (const id of ['url', 'bare']) {
+    const forwarded = await gw.forward(id, `http://127.0.0.1:${plain.port}/v6`)
+    t.equal(forwarded.statusCode, 200, `${id}, http target: 200 (${forwarded.text})`)
+    t.match(bodyOf(forwarded).via, /tinyproxy/, `${id}, http target: through the proxy`)
+    const tunnelled = await gw.forward(id, `https://localhost:${tlsUp.port}/`)
+    t.equal(tunnelled.statusCode, 200, `${id}, https target: 200 (${tunnelled.text})`)
+    t.equal(tunnelled.text, 'tls', `${id}, https target: through the tunnel`)
+    t.equal(JSON.parse(JSON.stringify(gw.app.pools.get(id).settings))['http.route.default-proxy'], `http://***@[::1]:${proxy.port}`, `${id}: prints with its brackets, user-info masked`)
+  }
+})
+
+function ipv6Loopback (): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.internal && i.family === 'IPv6' && i.address === '::1'))
+}

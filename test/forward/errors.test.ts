@@ -246,3 +246,31 @@ t.test('reply-from\'s own retries do not act: a 503 with Retry-After: 0 reaches 
     t.equal(up.seen.length - before, 1, 'hit exactly once')
   })
 })
+
+t.test('error bodies name no upstream address, host, port or header; the warn line has the details', async (t) => {
+  const port = await closedPort()
+  const tooLong = await rawResponder(t, `HTTP/1.1 200 OK\r\nx-internal-route: ${'a'.repeat(9000)}`)
+  const unknownCa = await httpsUpstream(t, { cert: pem('server-unknown-ca.pem'), key: pem('server-unknown-ca.key') })
+  const failing = await upstream(t, (_req, res) => { res.statusCode = 503; res.end() })
+  const xml = poolsXml(`
+    <pool id="main" default="true" x:retry.max-attempts="1"/>
+    <pool id="breaker" x:retry.max-attempts="1" x:circuit-breaker.threshold="1"/>`)
+  const gw = await gateway(t, {
+    refused: { target: `http://127.0.0.1:${port}/x` },
+    unresolvable: { target: 'http://no-such-host.invalid/x' },
+    limit: { target: `${tooLong}/x` },
+    tls: { target: `${unknownCa.origin}/x` },
+    circuit: { pool: 'breaker', target: `${failing.origin}/x` }
+  }, { xml })
+  t.equal((await get(`${gw.base}/circuit`)).statusCode, 503, 'the first 503 opens the circuit')
+  const internals = ['127.0.0.1', String(port), new URL(tooLong).port, String(unknownCa.port), String(failing.port), 'no-such-host', 'x-internal-route', 'localhost', 'ECONNREFUSED', 'ENOTFOUND']
+  for (const route of ['refused', 'unresolvable', 'limit', 'tls', 'circuit']) {
+    const res = await get(`${gw.base}/${route}`)
+    t.match(res.statusCode, /^50[234]$/, `${route}: ${res.statusCode} ${res.json().code}`)
+    t.same(internals.filter((s) => res.text.includes(s)), [], `${route}: the body names nothing internal (${res.json().message})`)
+  }
+  const warnings = gw.logs.filter((l) => l.level === WARN && l.pool !== undefined).map((l) => l.msg).join('\n')
+  t.match(warnings, `ECONNREFUSED 127.0.0.1:${port}`, 'the warn log has the address')
+  t.match(warnings, /no-such-host\.invalid/, 'and the host name')
+  t.match(warnings, /max-line-length/, 'and the limit broken')
+})

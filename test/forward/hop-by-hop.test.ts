@@ -1,19 +1,23 @@
 // SPEC "Forwarding": hop-by-hop and proxy-only request headers of the client
 // never reach the upstream (connection and what it names, keep-alive,
 // proxy-connection, proxy-authorization, te, trailer, upgrade, expect), and a
-// client's `Expect: 100-continue` does not fail the request. Requests are sent
+// client's `Expect: 100-continue` does not fail the request. The same holds for
+// responses: the upstream's connection and what it names, keep-alive,
+// proxy-connection, te, trailer, upgrade and transfer-encoding never reach the
+// client, whose own `Connection: close` is then honoured. Requests are sent
 // with node:http, which (unlike undici) lets a client send all of these.
 import Fastify from 'fastify'
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
+import { connect } from 'node:net'
 import t from 'tap'
 import plugin from '../../index.js'
-import { BOUND_MS, type Tap, listenGateway, poolsXml, upstream } from '../helpers/loopback.js'
+import { BOUND_MS, type Tap, listenGateway, poolsXml, rawUpstream, upstream } from '../helpers/loopback.js'
 
 const XML = poolsXml('<pool id="main" default="true"><headers><header name="x-pool" value="main"/></headers></pool>')
 
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect']
 
-interface Answer { statusCode: number, body: string, continued: boolean }
+interface Answer { statusCode: number, headers: IncomingHttpHeaders, body: string, continued: boolean }
 
 /** One request with node:http, no agent; with `expectContinue` the body is written only after the 100. */
 async function send (url: string, options: { method?: string, headers: OutgoingHttpHeaders, body?: string, expectContinue?: boolean }): Promise<Answer> {
@@ -22,7 +26,7 @@ async function send (url: string, options: { method?: string, headers: OutgoingH
     const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers, agent: false, signal: AbortSignal.timeout(BOUND_MS) }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ statusCode: res.statusCode!, body: Buffer.concat(chunks).toString(), continued }))
+      res.on('end', () => resolve({ statusCode: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString(), continued }))
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -41,6 +45,7 @@ async function send (url: string, options: { method?: string, headers: OutgoingH
 async function gateway (t: Tap, origin: string, replyFrom?: (path: string) => Record<string, unknown>): Promise<string> {
   const app = Fastify()
   await app.register(plugin, { xml: XML, origin })
+  app.get('/cached', { cacheKey: () => 'one' }, (req, reply) => reply.from(req.url))
   app.all('/*', (req, reply) => reply.from(req.url, replyFrom?.(req.url)))
   return await listenGateway(t, app)
 }
@@ -148,4 +153,69 @@ t.test('a route\'s own rewriteRequestHeaders still runs, after the hop-by-hop he
   t.equal(given['x-normal'], 'kept')
   t.equal(up.seen[0]!.headers['x-added-by-route'], 'yes', 'what the route adds is sent')
   assertDropped(t, up.seen[0]!.headers)
+})
+
+/**
+ * GETs of `path` on one raw connection, one after the other, with these
+ * `Connection` values: everything that came back until the gateway closed the
+ * connection. Each response's body is `hello`.
+ */
+async function onOneConnection (base: string, path: string, connections: string[]): Promise<string> {
+  const { hostname, port } = new URL(base)
+  const socket = connect(Number(port), hostname)
+  const next = (): void => { socket.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\nConnection: ${connections.shift()!}\r\n\r\n`) }
+  next()
+  let text = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => {
+    text += chunk
+    // A response ends with its body, or with the last chunk when it is chunked.
+    if ((text.endsWith('hello') || text.endsWith('\r\n0\r\n\r\n')) && connections.length > 0) next()
+  })
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`the gateway did not close the connection within ${BOUND_MS} ms: ${text}`)) }, BOUND_MS)
+    socket.on('error', reject)
+    socket.on('end', () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(text)
+    })
+  })
+}
+
+t.test('the upstream\'s hop-by-hop response headers never reach the client, whose own Connection: close is honoured', async (t) => {
+  const up = await rawUpstream(t, (socket) => {
+    socket.on('data', () => {
+      socket.write([
+        'HTTP/1.1 200 OK',
+        'Connection: keep-alive, X-Internal-Route',
+        'Keep-Alive: timeout=600',
+        'X-Internal-Route: 10.0.0.7',
+        'Proxy-Connection: keep-alive',
+        'TE: trailers',
+        'Trailer: x-checksum',
+        'Upgrade: h2c',
+        'X-Normal: kept',
+        'Transfer-Encoding: chunked',
+        '', '5', 'hello', '0', '', ''
+      ].join('\r\n'))
+    })
+  })
+  const base = await gateway(t, up.origin)
+  // The second /cached is answered from the cache.
+  for (const path of ['/plain', '/cached', '/cached']) {
+    const res = await send(`${base}${path}`, { headers: {} })
+    t.equal(res.statusCode, 200, path)
+    t.equal(res.body, 'hello', `${path}: the body`)
+    t.equal(res.headers['x-normal'], 'kept', `${path}: an end-to-end header is kept`)
+    for (const name of ['x-internal-route', 'proxy-connection', 'te', 'trailer', 'upgrade']) t.equal(res.headers[name], undefined, `${path}: ${name} is dropped`)
+    t.notMatch(String(res.headers['keep-alive']), /600/, `${path}: the upstream's keep-alive is not the client's`)
+    t.notMatch(String(res.headers.connection), /x-internal-route/i, `${path}: nor its connection`)
+
+    const closing = await onOneConnection(base, path, ['close'])
+    t.equal(closing.match(/HTTP\/1\.1 200/g)?.length, 1, `${path}, Connection: close: the response, then the gateway closes the connection`)
+    t.match(closing, /\r\nconnection: close\r\n/i, `${path}, Connection: close: the response says so`)
+    const kept = await onOneConnection(base, path, ['keep-alive', 'close'])
+    t.equal(kept.match(/HTTP\/1\.1 200/g)?.length, 2, `${path}, Connection: keep-alive: the connection serves the next request`)
+  }
 })

@@ -20,10 +20,10 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-/** Whether something accepts connections at `target` (a TCP port on 127.0.0.1, or a unix socket path). */
-export async function accepts (target: number | string): Promise<boolean> {
+/** Whether something accepts connections at `target` (a TCP port on `host`, or a unix socket path). */
+export async function accepts (target: number | string, host = '127.0.0.1'): Promise<boolean> {
   return await new Promise((resolve) => {
-    const socket = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target)
+    const socket = typeof target === 'number' ? connect(target, host) : connect(target)
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => { socket.destroy(); resolve(false) })
   })

@@ -1,5 +1,5 @@
 // A real forward proxy for the end-to-end proxy tests: tinyproxy (the Debian
-// package; CI installs it) on 127.0.0.1, with its config, log and pid files in
+// package; CI installs it) on 127.0.0.1 (or ::1), with its config, log and pid files in
 // a temporary directory, stopped at teardown.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,11 +13,13 @@ export type { Teardown } from './tap.js'
 export interface TinyproxyOptions {
   /** `BasicAuth user pass`: the proxy answers 407 to requests without these credentials. */
   basicAuth?: { user: string, pass: string }
+  /** The loopback address it listens on and serves: 127.0.0.1 by default. */
+  host?: '127.0.0.1' | '::1'
 }
 
 export interface Tinyproxy {
   port: number
-  /** `127.0.0.1:PORT` */
+  /** `127.0.0.1:PORT`, or `[::1]:PORT` */
   address: string
   /** The proxy's log so far (LogLevel Info): handy in assertion messages. */
   log: () => string
@@ -25,16 +27,16 @@ export interface Tinyproxy {
   kill: () => Promise<void>
 }
 
-function configText (dir: string, port: number, options: TinyproxyOptions): string {
+function configText (dir: string, port: number, host: string, options: TinyproxyOptions): string {
   return [
     `Port ${port}`,
-    'Listen 127.0.0.1',
+    `Listen ${host}`,
     'Timeout 30',
     `LogFile "${join(dir, 'tinyproxy.log')}"`,
     `PidFile "${join(dir, 'tinyproxy.pid')}"`,
     'LogLevel Info',
     'MaxClients 100',
-    'Allow 127.0.0.1',
+    `Allow ${host}`,
     // No ConnectPort line: CONNECT is allowed to any port (the upstreams listen on random ones).
     ...(options.basicAuth ? [`BasicAuth ${options.basicAuth.user} ${options.basicAuth.pass}`] : []),
     ''
@@ -53,14 +55,15 @@ export async function startTinyproxy (t: Teardown, options: TinyproxyOptions = {
   const logFile = join(dir, 'tinyproxy.log')
   const log = (): string => { try { return readFileSync(logFile, 'utf8') } catch { return '' } }
   const configFile = join(dir, 'tinyproxy.conf')
+  const host = options.host ?? '127.0.0.1'
   const { port, kill } = await startDaemon(t, {
     name: 'tinyproxy',
     prepare: (port) => {
-      writeFileSync(configFile, configText(dir, port, options))
+      writeFileSync(configFile, configText(dir, port, host, options))
       return ['-d', '-c', configFile]
     },
-    ready: accepts,
+    ready: async (port) => await accepts(port, host),
     diagnostics: () => `log: ${log().trim()}`
   })
-  return { port, address: `127.0.0.1:${port}`, log, kill }
+  return { port, address: `${host.includes(':') ? `[${host}]` : host}:${port}`, log, kill }
 }

@@ -3,6 +3,7 @@
 // ConfigError naming file, line, pool and attribute; configRoot; replyFrom
 // passes through except what the plugin owns.
 import Fastify from 'fastify'
+import type { AddressInfo } from 'node:net'
 import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -162,4 +163,22 @@ t.test('replyFrom: options pass through to reply-from, except the ones the plugi
   t.equal(up.seen.length, 1, 'to the origin')
   t.equal(other.seen.length, 0, 'not to replyFrom.base')
   t.notOk(logs.lines.some((l) => l.msg === 'fetching from remote server'), 'disableRequestLogging reached reply-from')
+})
+
+t.test('replyFrom.destroyAgent: the plugin owns the pools, so close neither crashes nor cuts a request in flight', async (t) => {
+  let answer = (): void => {}
+  const up = await upstream(t, (_req, res) => { answer = () => { res.end('done') } })
+  const app = Fastify()
+  await app.register(plugin, { xml: poolsXml('<pool id="main" default="true"/>'), origin: up.origin, replyFrom: { destroyAgent: true } })
+  app.get('/x', (_req, reply) => reply.from('/x'))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  // reset: the gateway's close would otherwise wait for this keep-alive connection's timeout.
+  const inFlight = get(`http://127.0.0.1:${port}/x`, { reset: true })
+  await up.nth(1)
+  const closed = app.close()
+  setTimeout(() => { answer() }, 50)
+  await t.resolves(closed, 'app.close() resolves')
+  const res = await inFlight
+  t.same([res.statusCode, res.text], [200, 'done'], 'the request in flight finished')
 })

@@ -1,7 +1,7 @@
 // The response cache's TTL, coalescing and memory bounds (SPEC "Cache keys"),
 // on a clock the test moves; test/cache proves the same through real sockets.
 import t from 'tap'
-import { ResponseCache, type CachedResponse, type Fetched } from '../../lib/cache/cache.js'
+import { CacheMemory, ResponseCache, type CachedResponse, type Fetched } from '../../lib/cache/cache.js'
 import { ManualClock } from '../helpers/clock.js'
 
 const TTL = 500
@@ -23,7 +23,7 @@ const text = (r: CachedResponse): string => r.body[0]!.toString()
 
 t.test('a response is kept cache.ttl ms from its arrival, not from the request', async (t) => {
   const clock = new ManualClock()
-  const cache = new ResponseCache(TTL, LIMITS, clock)
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), clock)
   const up = upstream()
   const first = cache.run('k', up.fetch, text)
   clock.advance(TTL * 3) // the upstream takes longer than the TTL
@@ -44,7 +44,7 @@ t.test('a response is kept cache.ttl ms from its arrival, not from the request',
 
 t.test('peek sees a fresh entry only, and never starts an exchange', async (t) => {
   const clock = new ManualClock()
-  const cache = new ResponseCache(TTL, LIMITS, clock)
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), clock)
   t.equal(cache.peek('k'), undefined)
   const up = upstream()
   const run = cache.run('k', up.fetch, text)
@@ -60,7 +60,7 @@ t.test('peek sees a fresh entry only, and never starts an exchange', async (t) =
 
 t.test('concurrent callers share one exchange; a failure rejects them all and caches nothing', async (t) => {
   const clock = new ManualClock()
-  const cache = new ResponseCache(TTL, LIMITS, clock)
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), clock)
   const up = upstream()
   const waiters = [cache.run('k', up.fetch, text), cache.run('k', up.fetch, text), cache.run('k', up.fetch, text)]
   t.equal(up.calls.length, 1, 'one upstream exchange for three callers')
@@ -72,7 +72,7 @@ t.test('concurrent callers share one exchange; a failure rejects them all and ca
 })
 
 t.test('a response only the leader may have: waiters make their own requests', async (t) => {
-  const cache = new ResponseCache(TTL, LIMITS, new ManualClock())
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), new ManualClock())
   const up = upstream()
   const leader = cache.run('k', up.fetch, text)
   const waiter = cache.run('k', up.fetch, text)
@@ -87,7 +87,7 @@ t.test('a response only the leader may have: waiters make their own requests', a
 
 t.test('refresh replaces a stored entry and restarts its TTL', async (t) => {
   const clock = new ManualClock()
-  const cache = new ResponseCache(TTL, LIMITS, clock)
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), clock)
   const up = upstream()
   const a = cache.run('k', up.fetch, text)
   up.calls[0]!.resolve({ shared: response('old') })
@@ -104,7 +104,7 @@ t.test('refresh replaces a stored entry and restarts its TTL', async (t) => {
 
 t.test('memory bounds: too large is not cached; the oldest go past maxEntries or maxBytes', async (t) => {
   const clock = new ManualClock()
-  const cache = new ResponseCache(10_000, LIMITS, clock)
+  const cache = new ResponseCache(10_000, new CacheMemory(LIMITS), clock)
   const store = async (key: string, body: string): Promise<void> => {
     const up = upstream()
     const run = cache.run(key, up.fetch, text)
@@ -129,8 +129,35 @@ t.test('memory bounds: too large is not cached; the oldest go past maxEntries or
   t.equal(clock.pending, 0, 'clear cancels every expiry timer')
 })
 
+t.test('two caches of one memory share its bound: the oldest response of either goes first', async (t) => {
+  const clock = new ManualClock()
+  const memory = new CacheMemory(LIMITS)
+  const client = new ResponseCache(10_000, memory, clock)
+  const forward = new ResponseCache(10_000, memory, clock)
+  const store = async (cache: ResponseCache, key: string, body: string): Promise<void> => {
+    const up = upstream()
+    const run = cache.run(key, up.fetch, text)
+    up.calls[0]!.resolve({ shared: response(body) })
+    await run
+  }
+  await store(client, 'a', 'a')
+  await store(forward, 'b', 'b')
+  await store(client, 'c', 'c')
+  await store(forward, 'd', 'd')
+  t.equal(client.size + forward.size, 3, 'maxEntries 3 across both')
+  t.equal(client.peek('a'), undefined, 'the oldest went, from the cache that did not store last')
+  t.equal(text(forward.peek('b')!), 'b', 'the next oldest stays')
+  await store(forward, 'e', 'e'.repeat(100))
+  await store(client, 'f', 'f'.repeat(100))
+  t.equal(memory.bytes, client.totalBytes + forward.totalBytes, 'the memory counts both')
+  t.ok(memory.bytes <= 250, `maxBytes 250 across both (${memory.bytes})`)
+  forward.clear()
+  t.equal(memory.entries, client.size, 'clearing one gives its share back')
+  t.equal(memory.bytes, client.totalBytes)
+})
+
 t.test('a caller\'s signal abandons the wait, not the shared exchange', async (t) => {
-  const cache = new ResponseCache(TTL, LIMITS, new ManualClock())
+  const cache = new ResponseCache(TTL, new CacheMemory(LIMITS), new ManualClock())
   const up = upstream()
   const ac = new AbortController()
   const leaving = cache.run('k', up.fetch, text, { signal: ac.signal })
