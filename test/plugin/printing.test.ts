@@ -50,6 +50,6 @@ t.test('what the package hands out prints no secret', async (t) => {
   for (const secret of [HEADER, PROXY_PASS, basic, ...STORE_PASSWORDS]) t.same(leaksOf(printed, secret), [], `${secret} is printed nowhere`)
   t.match(printed['inspect(registry)'], /PoolRegistry .*defaultId: 'main'/s, 'the registry still prints what it holds')
   t.match(printed['inspect(client proxied)'], /HttpClient .*id: 'proxied'.*'http.route.default-proxy': 'http:\/\/\*\*\*@127\.0\.0\.1:\d+'/s, 'a client prints its id and masked settings')
-  t.match(printed['inspect(dispatcher main)'], /ResilientDispatcher .*pool: 'main'/s, 'a dispatcher prints its pool')
+  t.match(printed['inspect(dispatcher main)'], /CurrentDispatcher .*pool: 'main'/s, 'a dispatcher prints its pool')
   t.match(JSON.parse(printed['JSON(dispatcher proxied)']!), { pool: 'proxied' })
 })
