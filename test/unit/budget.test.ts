@@ -29,9 +29,8 @@ function connectorFor (budget: ConnectionBudget, b: ReturnType<typeof base>) {
   }
 }
 
-const flush = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
-
-t.test('at the cap a connect waits, and takes the slot a closing socket gives back', async (t) => {
+/** A budget of 1 whose only socket is busy, and a second client's connect waiting for it. */
+function full () {
   const budget = new ConnectionBudget(1)
   const b = base()
   const one = connectorFor(budget, b)
@@ -40,6 +39,13 @@ t.test('at the cap a connect waits, and takes the slot a closing socket gives ba
   b.connects[0]!(null, new FakeSocket().asSocket)
   one.client.stats.running = 1
   two.connect()
+  return { budget, b, one, two }
+}
+
+const flush = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+
+t.test('at the cap a connect waits, and takes the slot a closing socket gives back', async (t) => {
+  const { budget, b, one } = full()
   t.equal(b.connects.length, 1, 'the second connect waits: the budget is full')
   t.equal(budget.waiting, 1)
   one.sockets[0]!.destroy()
@@ -66,14 +72,7 @@ t.test('at the cap an idle socket of another client is closed to make room; a bu
 })
 
 t.test('poke: a socket that becomes idle later is closed for a waiting connect', async (t) => {
-  const budget = new ConnectionBudget(1)
-  const b = base()
-  const one = connectorFor(budget, b)
-  const two = connectorFor(budget, b)
-  one.connect()
-  b.connects[0]!(null, new FakeSocket().asSocket)
-  one.client.stats.running = 1
-  two.connect()
+  const { budget, b, one } = full()
   one.client.stats.running = 0
   budget.poke()
   await flush()
@@ -92,14 +91,7 @@ t.test('a failed connect gives its slot back', async (t) => {
 })
 
 t.test('close fails every waiting connect and refuses new ones', async (t) => {
-  const budget = new ConnectionBudget(1)
-  const b = base()
-  const one = connectorFor(budget, b)
-  const two = connectorFor(budget, b)
-  one.connect()
-  b.connects[0]!(null, new FakeSocket().asSocket)
-  one.client.stats.running = 1
-  two.connect()
+  const { budget, b, two } = full()
   budget.close()
   t.equal(two.results[0]?.name, 'ClientDestroyedError')
   t.equal(budget.waiting, 0)
