@@ -233,7 +233,27 @@ function exitOnStop (app) {
   if (process.send) process.once('disconnect', stop)
 }
 
+/** What the machine is, for a results file: the tools' versions (haproxy's only when it was used). */
+function machine (tools) {
+  let cpu = os.cpus()[0]?.model
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  return {
+    nproc: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
+    cpu: cpu || 'unknown',
+    node: process.version,
+    nginx: versionOf(tools.nginx, ['-v'], /nginx version: (\S+)/),
+    ...(tools.haproxy ? { haproxy: versionOf(tools.haproxy, ['-v'], /HAProxy version (\S+)/) } : {}),
+    wrk: versionOf(tools.wrk, ['-v'], /^(wrk \S+)/m),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadavg: os.loadavg().map((n) => Number(n.toFixed(2)))
+  }
+}
+
 module.exports = {
+  machine,
   BenchError,
   START_TIMEOUT,
   findExecutable,

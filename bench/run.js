@@ -24,8 +24,9 @@ const path = require('node:path')
 const { cases: ALL_CASES } = require('./cases.js')
 const { BODY, Nginx } = require('./nginx.js')
 const {
-  BenchError, findExecutable, versionOf, MEASURED_CPU, LOAD_CPU, pinned,
-  track, alive, isShuttingDown, stopChild, makeTmpDir, runBench, tail, untilReady, askStats
+  BenchError, findExecutable, MEASURED_CPU, LOAD_CPU, pinned,
+  track, alive, isShuttingDown, stopChild, makeTmpDir, runBench, tail, untilReady, askStats,
+  machine
 } = require('./processes.js')
 
 const RESULTS = path.join(__dirname, 'results.json')
@@ -83,23 +84,6 @@ function requireTools (https) {
       `On Debian/Ubuntu: apt-get install -y ${missing.join(' ')}  (.ci/run installs them in CI)`)
   }
   return { nginx, wrk, openssl }
-}
-
-function machine (tools) {
-  let cpu = os.cpus()[0]?.model
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  return {
-    nproc: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length,
-    cpu: cpu || 'unknown',
-    node: process.version,
-    nginx: versionOf(tools.nginx, ['-v'], /nginx version: (\S+)/),
-    wrk: versionOf(tools.wrk, ['-v'], /^(wrk \S+)/m),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    loadavg: os.loadavg().map((n) => Number(n.toFixed(2)))
-  }
 }
 
 // ---------------------------------------------------------------- nginx
