@@ -6,6 +6,7 @@ import { composeDispatch, refusedController, type Dispatch, type Interceptor } f
 import { ClosableDispatcher } from '../pool/closable.js'
 import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
 import { systemClock, type Clock } from '../time/clock.js'
+import { Active } from './active.js'
 import { CircuitBreaker } from './breaker.js'
 import { Exchange, type Layer, type ResilienceCounters } from './exchange.js'
 
@@ -26,7 +27,7 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
   readonly methods: ReadonlySet<string>
   readonly statuses: ReadonlySet<number>
   private readonly chain: Dispatch
-  private readonly active = new Set<Exchange>()
+  private readonly active = new Active<Exchange>()
   private closing = false
   private idle: (() => void) | undefined
 
@@ -87,7 +88,7 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
   protected async destroyAll (err: Error | null): Promise<void> {
     this.closing = true
     const reason = err ?? new errors.ClientDestroyedError()
-    for (const exchange of [...this.active]) exchange.finish(reason)
+    for (const exchange of this.active.toArray()) exchange.finish(reason)
     await this.pool.destroy(err)
   }
 

@@ -4,6 +4,7 @@ import { errors, type Dispatcher } from 'undici'
 import type { PoolSettings } from '../config/schema.js'
 import type { Controller, Dispatch, Handler } from '../handler/decorator.js'
 import type { Clock, Timer } from '../time/clock.js'
+import type { Linked } from './active.js'
 import type { CircuitBreaker } from './breaker.js'
 import { circuitOpen, isClientAbort, isPoolLimit, requestTimeout } from '../pool/errors.js'
 import { backoff, countsAsBreakerFailure, isAfterWriteFailure, isConnectFailure, isFailureStatus, parseRetryAfter } from './policy.js'
@@ -44,7 +45,9 @@ const isReplayable = (body: unknown): boolean =>
  * until the end, so the caller can cancel it at any point: queued, connecting,
  * waiting for headers, streaming, or between attempts.
  */
-export class Exchange implements Controller {
+export class Exchange implements Controller, Linked {
+  prevActive: Linked | undefined = undefined
+  nextActive: Linked | undefined = undefined
   private attempts = 0
   private current: Attempt | undefined
   private delivering = false
