@@ -10,6 +10,30 @@ const { BenchError, START_TIMEOUT, LOAD_CPU, pinned, track, isShuttingDown, stop
 
 const BODY = 'hello world'
 
+// The sized bodies of the cases that forward more than a few bytes (their
+// `path`): JSON files in nginx's prefix, read once into the page cache.
+const SIZED = { '/16k': 16 * 1024, '/1m': 1024 * 1024 }
+
+/** The body nginx serves at `path` of SIZED: a JSON object of exactly that many bytes. */
+function bodyOf (path) {
+  const size = SIZED[path]
+  if (size === undefined) throw new BenchError(`nginx serves no sized body at ${path} (sized: ${Object.keys(SIZED).join(', ')})`)
+  return `{"data":"${'x'.repeat(size - 11)}"}`
+}
+
+/** The locations that serve SIZED, each from its file written into `dir`. */
+function sizedLocations (dir) {
+  return Object.keys(SIZED).map((at) => {
+    const file = path.join(dir, `body${at.slice(1)}.json`)
+    fs.writeFileSync(file, bodyOf(at))
+    return `        location = ${at} {
+            default_type application/json;
+            alias ${file};
+        }
+`
+  }).join('')
+}
+
 function nginxConfig (dir, port, workerConnections, tls) {
   const p = (name) => path.join(dir, name)
   const tlsServer = tls === undefined
@@ -52,7 +76,7 @@ http {
         location / {
             return 200 '${BODY}';
         }
-    }
+${sizedLocations(dir)}    }
 ${tlsServer}}
 `
 }
@@ -129,4 +153,4 @@ class Nginx {
   }
 }
 
-module.exports = { BODY, Nginx }
+module.exports = { BODY, bodyOf, Nginx }

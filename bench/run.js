@@ -22,7 +22,7 @@ const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
 const { cases: ALL_CASES } = require('./cases.js')
-const { BODY, Nginx } = require('./nginx.js')
+const { BODY, bodyOf, Nginx } = require('./nginx.js')
 const {
   BenchError, findExecutable, MEASURED_CPU, LOAD_CPU, pinned,
   track, alive, isShuttingDown, stopChild, makeTmpDir, runBench, tail, untilReady, askStats,
@@ -167,7 +167,7 @@ function cpuPerRequest (before, after, requests) {
 /** One plain GET before any load: the case must answer the upstream's body. */
 function probe (url) {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${url}/`, { agent: false, timeout: 5000 }, (res) => {
+    const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk) => { body += chunk })
@@ -198,12 +198,17 @@ function checkAlive (spec, targets) {
 async function startCase (spec, upstream, settings) {
   const target = spec.setup ? await startServer(spec, spec.https ? upstream.httpsUrl : upstream.url, settings.nodeArgs) : upstream
   const started = { spec, target, targets: { [spec.name]: target, nginx: upstream }, server: spec.setup ? target.child : undefined }
-  const res = await probe(target.url)
-  if (res.status !== 200 || res.body !== BODY) {
-    throw new BenchError(`case ${spec.name}: GET ${target.url}/ answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 "${BODY}"`)
+  const url = caseUrl(started)
+  const res = await probe(url)
+  const expected = spec.path === undefined ? BODY : bodyOf(spec.path)
+  if (res.status !== 200 || res.body !== expected) {
+    throw new BenchError(`case ${spec.name}: GET ${url} answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}, not 200 with the ${expected.length} bytes of nginx's ${spec.path ?? '/'}`)
   }
   return started
 }
+
+/** What wrk asks a started case for: its `path` (nginx's sized bodies), `/` by default. */
+const caseUrl = (c) => `${c.target.url}${c.spec.path ?? '/'}`
 
 /**
  * The uncounted warm-up run of started cases, all at once; after it a plugin
@@ -212,7 +217,7 @@ async function startCase (spec, upstream, settings) {
  * the heap and code the warm-up left.
  */
 async function warmUp (list, tools, settings) {
-  const warm = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.warmupSeconds, wrkConnections(c.spec, settings))))
+  const warm = await Promise.all(list.map((c) => wrk(tools.wrk, caseUrl(c), settings.warmupSeconds, wrkConnections(c.spec, settings))))
   for (const [i, c] of list.entries()) {
     checkAlive(c.spec, c.targets)
     if (warm[i].non2xx > 0) throw new BenchError(`case ${c.spec.name}: ${warm[i].non2xx} non-2xx responses during warm-up`)
@@ -229,7 +234,7 @@ async function warmUp (list, tools, settings) {
 async function countedRuns (list, tools, settings, r) {
   const counters = () => Promise.all(list.map((c) => c.server && serverCounters(c.server)))
   const before = await counters()
-  const results = await Promise.all(list.map((c) => wrk(tools.wrk, c.target.url, settings.duration, wrkConnections(c.spec, settings))))
+  const results = await Promise.all(list.map((c) => wrk(tools.wrk, caseUrl(c), settings.duration, wrkConnections(c.spec, settings))))
   const after = await counters()
   return list.map((c, i) => countedRun(c, results[i], before[i], after[i], settings, r))
 }
@@ -332,7 +337,7 @@ function wrkConnections (spec, settings) {
 }
 
 function wrk (bin, url, seconds, connections) {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `${url}/`]
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]
   const child = track(spawn(...pinned(LOAD_CPU, bin, args), { stdio: ['ignore', 'pipe', 'pipe'] }), 'wrk')
   const stdout = tail(child.stdout, 100000)
   const stderr = tail(child.stderr)

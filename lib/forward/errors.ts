@@ -73,6 +73,16 @@ export function toUpstreamError (err: unknown): UpstreamError {
   return upstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', cause)
 }
 
+const kOrigin = Symbol('fastify-http-pools.origin')
+
+/** Names the upstream on a failure, for its log line (reply-from does not pass the request on to onError). */
+export function markOrigin (err: Error, origin: string): void {
+  Object.defineProperty(err, kOrigin, { value: origin })
+}
+
+/** The upstream `markOrigin` named on the failure behind `err`. */
+export const failedOrigin = (err: UpstreamError): string | undefined => (err.cause as Record<symbol, string> | undefined)?.[kOrigin]
+
 /** What happened on the wire, for the warn log: the cause's message (it may name the upstream). */
 export function detailOf (err: UpstreamError): string {
   const cause = err.cause as { message?: unknown } | undefined
@@ -89,9 +99,9 @@ export class BadTargetError extends Error {
   }
 }
 
-// reply-from's own errors for a source it will not build a URL from.
-const OFF_ORIGIN = 'source must be a relative path string'
-const TRAVERSAL = 'source/request contain invalid characters'
+// The errors for a source no URL is built from: reply-from's, and the direct path's (same words).
+export const OFF_ORIGIN = 'source must be a relative path string'
+export const TRAVERSAL = 'source/request contain invalid characters'
 
 /**
  * Whether `err`, thrown while reply-from built the upstream URL, comes from the

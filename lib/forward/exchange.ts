@@ -15,7 +15,7 @@ export type ForwardCallback = (err: Error | null, res?: ForwardedResponse) => vo
  * upstream's (a full buffer pauses the exchange), and whose destruction, by a
  * client that went away mid-stream, aborts the exchange.
  */
-class ResponseBody extends Readable {
+export class ResponseBody extends Readable {
   ended = false
   constructor (private readonly controller: Controller, private readonly exchange: ForwardExchange) { super() }
 
@@ -28,27 +28,26 @@ class ResponseBody extends Readable {
 }
 
 /**
- * One forwarded exchange as reply-from's `request(opts, callback)` sees it,
- * on undici's controller-based handler API. The response is handed over with
- * its first body byte (or its end): a failure before then still reaches
- * reply-from's error path, so the client gets the status that says what
- * failed instead of a broken stream. The client's leaving cancels the
- * exchange wherever it is (queued, connecting, waiting, streaming).
+ * One forwarded exchange on undici's controller-based handler API, from the
+ * gateway client's side: the client's leaving cancels it wherever it is
+ * (queued, connecting, waiting, streaming), and a failure before the response
+ * is handed over still gets the status that says what failed instead of a
+ * broken stream. Subclasses say when and how the response is handed over.
  */
-export class ForwardExchange implements Handler {
-  private controller: Controller | undefined
-  private statusCode = 0
-  private headers: IncomingHttpHeaders = {}
-  private body: ResponseBody | undefined
-  private handedOver = false
-  private done = false
+export abstract class ForwardExchange implements Handler {
+  protected controller: Controller | undefined
+  protected statusCode = 0
+  protected headers: IncomingHttpHeaders = {}
+  protected body: ResponseBody | undefined
+  protected handedOver = false
+  protected done = false
 
-  constructor (private readonly callback: ForwardCallback, private readonly onClientGone: () => void = () => {}) {}
+  constructor (private readonly onClientGone: () => void) {}
 
   /**
    * The gateway's client went away before the exchange ended: it is cancelled
-   * as the client's failure, and reply-from is not called back (it would log
-   * the client's leaving as an upstream warning).
+   * as the client's failure, and no failure is reported (it would be logged as
+   * an upstream warning).
    */
   clientGone (): void {
     if (this.done) return
@@ -63,35 +62,25 @@ export class ForwardExchange implements Handler {
   }
 
   onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders): void {
-    // Informational responses are the gateway's to absorb: reply-from answers with one response.
+    // Informational responses are the gateway's to absorb: its client gets one response.
     if (statusCode < 200) return
     this.statusCode = statusCode
     this.headers = dropResponseHopByHop(headers)
-    this.body = new ResponseBody(controller, this)
+    this.started(controller)
   }
 
-  onResponseData (controller: Controller, chunk: Buffer): void {
-    const body = this.body!
-    this.handOver()
-    if (!body.push(chunk)) controller.pause()
-  }
+  abstract onResponseData (controller: Controller, chunk: Buffer): void
 
-  onResponseEnd (): void {
-    const body = this.body!
-    this.done = true
-    body.ended = true
-    this.handOver()
-    body.push(null)
-  }
+  abstract onResponseEnd (): void
 
   onResponseError (_controller: Controller, err: Error): void {
     const handedOver = this.handedOver
     const leftFirst = this.done
     this.done = true
     this.handedOver = true
-    // An upload that failed: the client left; as for clientGone, reply-from is not told.
+    // An upload that failed: the client left; as for clientGone, nothing is reported.
     if (!leftFirst && isClientAbort(err)) this.onClientGone()
-    else if (!handedOver) this.callback(err)
+    else if (!handedOver) this.failed(err)
     else if (this.body !== undefined && !this.body.destroyed) {
       this.body.ended = true
       this.body.destroy(err)
@@ -103,16 +92,57 @@ export class ForwardExchange implements Handler {
     res.once('close', () => { if (!res.writableFinished) this.clientGone() })
   }
 
-  private handOver (): void {
+  /** The final response's status and headers are in: the body is about to come. */
+  protected abstract started (controller: Controller): void
+
+  /** The exchange failed before its response was handed over. */
+  protected abstract failed (err: Error): void
+
+  /** Streams the body from the first chunk on, pausing the upstream while the client's side is full. */
+  protected streamData (controller: Controller, chunk: Buffer): void {
+    const body = this.body!
+    this.handOver()
+    if (!body.push(chunk)) controller.pause()
+  }
+
+  protected streamEnd (): void {
+    const body = this.body!
+    this.done = true
+    body.ended = true
+    this.handOver()
+    body.push(null)
+  }
+
+  protected abstract handOver (): void
+}
+
+/**
+ * The exchange as reply-from's `request(opts, callback)` sees it: the response
+ * is handed over with its first body byte (or its end).
+ */
+export class ReplyFromExchange extends ForwardExchange {
+  constructor (private readonly callback: ForwardCallback, onClientGone: () => void = () => {}) { super(onClientGone) }
+
+  protected started (controller: Controller): void {
+    this.body = new ResponseBody(controller, this)
+  }
+
+  onResponseData (controller: Controller, chunk: Buffer): void { this.streamData(controller, chunk) }
+
+  onResponseEnd (): void { this.streamEnd() }
+
+  protected failed (err: Error): void { this.callback(err) }
+
+  protected handOver (): void {
     if (this.handedOver) return
     this.handedOver = true
     this.callback(null, { statusCode: this.statusCode, headers: this.headers, body: this.body! })
   }
 }
 
-/** Starts `opts` on `dispatcher` as a ForwardExchange. */
-export function forward (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: ForwardCallback, onClientGone?: () => void): ForwardExchange {
-  const exchange = new ForwardExchange(callback, onClientGone)
+/** Starts `opts` on `dispatcher` as reply-from's exchange. */
+export function forward (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: ForwardCallback, onClientGone?: () => void): ReplyFromExchange {
+  const exchange = new ReplyFromExchange(callback, onClientGone)
   dispatcher.dispatch(opts, exchange)
   return exchange
 }

@@ -20,20 +20,24 @@ const DROPPED_FROM_RESPONSES = ['keep-alive', 'proxy-connection', 'te', 'trailer
 
 /** Drops the upstream's hop-by-hop headers from `headers` (undici's, lower-cased); every forwarded response passes here. */
 export function dropResponseHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const connection = headers.connection
-  if (connection !== undefined) {
-    delete headers.connection
-    // What nearly every upstream sends names nothing else to drop.
-    if (connection !== 'keep-alive' && connection !== 'close') dropNamed(headers, connection)
-  }
+  dropConnection(headers)
   for (const name of DROPPED_FROM_RESPONSES) {
     if (headers[name] !== undefined) delete headers[name]
   }
   return headers
 }
 
+/** Drops `connection` and the headers it names (RFC 9110 §7.6.1). */
+export function dropConnection (headers: Record<string, unknown>): void {
+  const connection = headers.connection as string | string[] | undefined
+  if (connection === undefined) return
+  delete headers.connection
+  // What nearly every peer sends names nothing else to drop.
+  if (connection !== 'keep-alive' && connection !== 'close') dropNamed(headers, connection)
+}
+
 /** Drops the headers a `connection` value names (a comma-separated list, maybe repeated). */
-function dropNamed (headers: IncomingHttpHeaders, connection: string | string[]): void {
+function dropNamed (headers: Record<string, unknown>, connection: string | string[]): void {
   const list = typeof connection === 'string' ? connection : connection.join(',')
   let start = 0
   for (let i = 0; i <= list.length; i++) {

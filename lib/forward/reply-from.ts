@@ -6,8 +6,10 @@ import type { CachedResponse, ResponseCache } from '../cache/cache.js'
 import type { PoolSettings } from '../config/schema.js'
 import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
-import { BadTargetError, detailOf, isBadTarget, toUpstreamError } from './errors.js'
+import { BadTargetError, detailOf, isBadTarget, markOrigin, failedOrigin, toUpstreamError } from './errors.js'
+import { forwardDirect, isDirect, type DirectCall, type DirectDeps } from './direct.js'
 import { forward, forwarded, type ForwardedResponse } from './exchange.js'
+import { TargetUrls } from './target.js'
 import { unixSocket } from '../pool/origins.js'
 import { routeMeta } from './routes.js'
 
@@ -26,8 +28,6 @@ export interface ForwardOptions {
   defaultPool: () => string
   maxBodyBytes: number
 }
-
-const kOrigin = Symbol('fastify-http-pools.origin')
 
 /**
  * The exchange that reply-from is about to start: which pool, for which reply,
@@ -49,9 +49,12 @@ const OWNED = ['base', 'undici', 'http', 'http2', 'globalAgent', 'destroyAgent',
  * reply-from takes `onError` and `rewriteRequestHeaders` per call only, so its
  * plugin function is run against a capturing instance and its `from` wrapped:
  * the wrapper picks the route's pool, maps failures to 502/503/504 and drops
- * hop-by-hop headers. reply-from calls the `undici` object synchronously inside
- * `from`, so the chosen dispatcher is handed over in a variable, with no
- * per-request hook.
+ * hop-by-hop headers. A call reply-from adds nothing to (no option but the
+ * header rewrites, no parsed body, no cache key) goes the direct way instead
+ * (./direct.ts): same request, and the response answered through `reply.send`
+ * without reply-from's stream in between. reply-from calls the `undici` object
+ * synchronously inside `from`, so the chosen dispatcher is handed over in a
+ * variable, with no per-request hook.
  */
 export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions): void {
   let next: Hop | undefined
@@ -98,6 +101,11 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   const from = impl!
 
   const onUpstreamError = sendUpstreamError(options.defaultPool)
+  const direct: DirectDeps = {
+    urls: new TargetUrls(base),
+    onError: onUpstreamError,
+    logRequests: userOptions.disableRequestLogging !== true
+  }
   const dropOnly = (_req: unknown, headers: RequestHeaders): RequestHeaders => dropHopByHop(headers)
 
   fastify.decorateReply('from', function (this: FastifyReply, source?: string, callOpts: Record<string, unknown> = {}) {
@@ -115,6 +123,14 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     if (cacheKey !== undefined && callOpts.onResponse === undefined) {
       const hit = target.forwardCache.peek(cacheKey)
       if (hit !== undefined) return sendCached(this, hit, callOpts.rewriteHeaders as RewriteHeaders | undefined)
+    }
+    if (cacheKey === undefined && unixBase === undefined && source?.startsWith('unix+') !== true && isDirect(request, callOpts)) {
+      try {
+        forwardDirect(this, source, callOpts as DirectCall, target.dispatcher, direct, clientAborted(target, this))
+      } catch (err) {
+        throw isBadTarget(err, request.url) ? new BadTargetError(err) : err
+      }
+      return this
     }
     const rewrite = callOpts.rewriteRequestHeaders as ((req: unknown, h: RequestHeaders) => RequestHeaders) | undefined
     // reply-from's own retries stay off (undefined, not delete: a deleted key slows the object down).
@@ -145,11 +161,11 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
   })
 }
 
-/** The failure's log line names the upstream: reply-from does not pass the request on to onError. */
+/** The failure's log line names the upstream. */
 export function withOrigin (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, res?: ForwardedResponse) => void): (err: Error | null, res?: ForwardedResponse) => void {
   const origin = String(opts.origin)
   return (err, res) => {
-    if (err !== null) Object.defineProperty(err, kOrigin, { value: origin })
+    if (err !== null) markOrigin(err, origin)
     callback(err, res)
   }
 }
@@ -184,7 +200,7 @@ export const clientAborted = (target: ForwardTarget, reply: FastifyReply) => ():
 export const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
   const pool = routeMeta(reply.request)?.pool ?? defaultPool()
-  reply.log.warn({ pool, origin: (err.cause as Record<symbol, string> | undefined)?.[kOrigin], url: reply.request.url, code: err.code }, `${err.message}: ${detailOf(err)}`)
+  reply.log.warn({ pool, origin: failedOrigin(err), url: reply.request.url, code: err.code }, `${err.message}: ${detailOf(err)}`)
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
   reply.code(err.statusCode).send(err)
 }
