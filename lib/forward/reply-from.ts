@@ -31,10 +31,12 @@ export interface ForwardOptions {
 
 /**
  * The exchange that reply-from is about to start: which pool, for which reply,
- * the cache key if the route coalesces, and the unix socket origin when the
- * target is one (reply-from names it `null`, or by a stand-in).
+ * the cache key if the route coalesces, the unix socket origin when the
+ * target is one (reply-from names it `null`, or by a stand-in), and the origin
+ * the call's `getUpstream` chose (reply-from sends to its base whatever that
+ * returns).
  */
-interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string, unix?: string }
+interface Hop { target: ForwardTarget, reply?: FastifyReply, cache?: ResponseCache, key?: string, unix?: string, upstream?: string }
 
 type FromImpl = (this: FastifyReply, source?: string, opts?: Record<string, unknown>) => FastifyReply
 type RequestHeaders = Record<string, unknown>
@@ -62,6 +64,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     request (opts: Dispatcher.DispatchOptions, callback: (err: Error | null, data?: ForwardedResponse) => void) {
       const hop = next ?? { target: options.targetFor(undefined) }
       next = undefined
+      if (hop.upstream !== undefined) opts.origin = hop.upstream
       if (hop.unix !== undefined) {
         opts.origin = hop.unix
         ;(opts.headers as RequestHeaders).host = 'localhost'
@@ -144,6 +147,15 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     next = cacheKey === undefined
       ? { target, reply: this }
       : { target, cache: target.forwardCache, key: cacheKey }
+    const getUpstream = callOpts.getUpstream as ((req: unknown, base: string | undefined) => string) | undefined
+    if (getUpstream !== undefined) {
+      const hop = next
+      opts.getUpstream = (req: unknown, dest: string | undefined) => {
+        const chosen = getUpstream(req, dest)
+        if (chosen !== dest) hop.upstream = originOf(chosen)
+        return chosen
+      }
+    }
     if (unixBase !== undefined) {
       next.unix = unixBase
       // The full URL of the origin itself, as the stand-in sees it.
