@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici'
 import type { Controller } from '../handler/decorator.js'
 import { ForwardExchange, ResponseBody } from './exchange.js'
 import { markOrigin } from './errors.js'
-import { dropConnection, dropHopByHop } from './headers.js'
+import { dropFraming, forwardableRequestHeaders } from './headers.js'
 import type { TargetUrls } from './target.js'
 
 type RewriteHeaders = (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
@@ -53,14 +53,11 @@ export function forwardDirect (reply: FastifyReply, source: string | undefined, 
   const reqUrl = req.url!
   const query = reqUrl.indexOf('?')
   const url = deps.urls.get(source ?? (query >= 0 ? reqUrl.slice(0, query) : reqUrl))
-  let headers: Record<string, unknown> = { ...req.headers }
-  dropConnection(headers)
+  let headers = forwardableRequestHeaders(req.headers)
   headers.host = url.host
-  dropHopByHop(headers)
   if (call.rewriteRequestHeaders !== undefined) headers = call.rewriteRequestHeaders(request, headers)
-  // What the caller's rewrite may have added, undici must frame itself.
-  dropConnection(headers)
-  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding']
+  // A client's chunked upload, or what the caller's rewrite put back: undici frames the request itself.
+  headers = dropFraming(headers)
   if (deps.logRequests) request.log.info({ source }, 'fetching from remote server')
   const exchange = new ReplyExchange(reply, url.origin, call.rewriteHeaders, deps, onClientGone)
   dispatcher.dispatch({
