@@ -3,6 +3,9 @@ import { OFF_ORIGIN, TRAVERSAL } from './errors.js'
 // As many URLs as reply-from keeps: most gateways forward a few hot paths.
 const CACHED = 100
 
+/** What a request needs of its upstream URL, read once per URL (URL's getters build strings each time). */
+export interface Target { origin: string, host: string, pathname: string, search: string }
+
 /**
  * The upstream URLs of `source`s against `base`, built as reply-from builds
  * them (a source that climbs out with `..` or leaves the base's origin is
@@ -10,20 +13,21 @@ const CACHED = 100
  * costs a map lookup.
  */
 export class TargetUrls {
-  private readonly urls = new Map<string, URL>()
+  private readonly urls = new Map<string, Target>()
   private readonly baseHref: string | undefined
 
   constructor (private readonly base: string | undefined) {
     this.baseHref = base === undefined ? undefined : new URL(base).href
   }
 
-  get (source: string): URL {
-    let url = this.urls.get(source)
-    if (url !== undefined) return url
-    url = this.build(source)
+  get (source: string): Target {
+    let target = this.urls.get(source)
+    if (target !== undefined) return target
+    const { origin, host, pathname, search } = this.build(source)
+    target = { origin, host, pathname, search }
     if (this.urls.size === CACHED) this.urls.delete(this.urls.keys().next().value!)
-    this.urls.set(source, url)
-    return url
+    this.urls.set(source, target)
+    return target
   }
 
   private build (source: string): URL {
