@@ -144,12 +144,13 @@ export async function serve (options: ServeOptions): Promise<{ app: FastifyInsta
       const server = demo.server
       app.addHook('onClose', (_app, done) => { server.close(() => done()) })
     }
-    const url = await app.listen({ port: options.port, host: options.host })
+    // Before the gateway listens: hooks cannot be added after, and a failed start closes it with the app.
     const metricsPort = options.metricsPort ?? (options.port === 0 || options.port === 65535 ? 0 : options.port + 1)
     const metrics = await listenMetrics(registry, metricsPort, options.host).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'EADDRINUSE' ? new StartError(`--metrics-port ${metricsPort} on ${options.host} is in use`) : err
     })
     app.addHook('onClose', (_app, done) => { metrics.server.close(() => done()) })
+    const url = await app.listen({ port: options.port, host: options.host })
     for (const id of app.pools.ids) {
       const s = app.pools.get(id).settings
       app.log.info({ pool: id, default: s.default }, `pool "${id}"${s.default ? ' (default)' : ''}: max-total ${s['http.conn-manager.max-total']}, max-per-route ${s['http.conn-manager.max-per-route']}, ` +
