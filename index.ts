@@ -1,3 +1,4 @@
+import { register as defaultRegistry, type Registry } from '@prometheus-io/client'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { dirname, resolve } from 'node:path'
@@ -7,6 +8,7 @@ import { parseConfig, type ParsedConfig } from './lib/config/parse.js'
 import { decorateFrom } from './lib/forward/reply-from.js'
 import { trackRoutes } from './lib/forward/routes.js'
 import { DEFAULT_CACHE_LIMITS, type CacheLimits } from './lib/cache/cache.js'
+import { publishTo } from './lib/metrics/collector.js'
 import { PoolRegistry } from './lib/registry/registry.js'
 import { watchConfig } from './lib/registry/watch.js'
 import './types/augment.js'
@@ -26,6 +28,17 @@ export interface FastifyHttpPoolsOptions {
   cacheLimits?: Partial<CacheLimits>
   /** Reload when the `config` file, or the content of a pool's keystore or truststore, changes (file events, backed by polling). */
   watch?: boolean
+  /**
+   * Prometheus metrics of the pools (`http_client_pool_*`): published to
+   * `registry` (the application's), by default to the client's default
+   * registry; `false`: none.
+   */
+  metrics?: false | MetricsOptions
+}
+
+export interface MetricsOptions {
+  /** The @prometheus-io/client registry the metrics go to; default: its default registry. */
+  registry?: Registry
 }
 
 // With neither `config` nor `xml`: one pool, `default`, with every default.
@@ -54,18 +67,25 @@ async function fastifyHttpPools (fastify: FastifyInstance, opts: FastifyHttpPool
   const cacheLimits = { ...DEFAULT_CACHE_LIMITS, ...opts.cacheLimits }
   let usedPools: () => string[] = () => []
   let registry: PoolRegistry
+  const metrics = opts.metrics === false ? undefined : publishTo(opts.metrics?.registry ?? defaultRegistry)
   try {
     registry = new PoolRegistry(await loadConfig(opts), {
       configRoot: configRootOf(opts),
       log: fastify.log,
       cacheLimits,
       load: async (xml, file) => await loadConfig(opts, xml).catch((err: unknown) => { throw inFile(err, xml === undefined ? opts.config : file) }),
-      usedPools: () => usedPools()
+      usedPools: () => usedPools(),
+      observe: metrics?.pools.observe
     })
   } catch (err) {
+    metrics?.detach()
     throw inFile(err)
   }
   fastify.decorate('pools', registry)
+  if (metrics !== undefined) {
+    metrics.pools.watch(registry)
+    fastify.addHook('onClose', async () => { metrics.detach() })
+  }
   usedPools = trackRoutes(fastify, (id) => registry.has(id), () => registry.ids)
   decorateFrom(fastify, {
     ...(opts.origin !== undefined ? { origin: opts.origin } : {}),

@@ -72,14 +72,28 @@ const forward = (req, reply) => reply.from()
 /**
  * The plugin from dist/ (npm run bench builds first) with `xml`, one route
  * `/*` with `routeOptions` (`{ pool }`, `{ cacheKey }`; none: the default pool);
- * keystore and truststore names resolve in `configRoot`.
+ * keystore and truststore names resolve in `configRoot`. `metrics`: the
+ * plugin's option (default: on, the client's default registry).
  */
-function pluginCase ({ xml = POOLS_XML, routeOptions = {}, configRoot } = {}) {
+function pluginCase ({ xml = POOLS_XML, routeOptions = {}, configRoot, metrics } = {}) {
   return async (app, upstream) => {
     const plugin = require('../dist/index.js').default
-    await app.register(plugin, { origin: upstream, xml, ...(configRoot === undefined ? {} : { configRoot }) })
+    await app.register(plugin, { origin: upstream, xml, ...(configRoot === undefined ? {} : { configRoot }), ...(metrics === undefined ? {} : { metrics }) })
     app.get('/*', routeOptions, forward)
   }
+}
+
+// How often the plugin-metrics case reads its registry, as a Prometheus server would scrape it (a busy one).
+const SCRAPE_MS = 1000
+
+/** The plugin-default setup with metrics on in a registry of its own, scraped every SCRAPE_MS while it runs. */
+async function scrapedMetrics (app, upstream) {
+  const { Registry } = require('@prometheus-io/client')
+  const registry = new Registry()
+  await pluginCase({ metrics: { registry } })(app, upstream)
+  const scraper = setInterval(() => { registry.metrics().catch(() => {}) }, SCRAPE_MS)
+  scraper.unref()
+  app.addHook('onClose', async () => { clearInterval(scraper) })
 }
 
 /** Bare @fastify/reply-from with the undici options of a default pool: the baseline of the plugin cases. */
@@ -242,6 +256,23 @@ const cases = [
     pool: 'default',
     target: ISSUE_19,
     setup: pluginCase()
+  },
+  {
+    // Issue 17: the plugin-default config with metrics off: the baseline of plugin-metrics.
+    name: 'plugin-metrics-off',
+    what: 'plugin-default with the plugin option metrics: false',
+    baseline: 'reply-from',
+    pool: 'default',
+    setup: pluginCase({ metrics: false })
+  },
+  {
+    // Issue 17: metrics on (per-origin hook on every response), scraped every second.
+    name: 'plugin-metrics',
+    what: `plugin-default with metrics on in a registry of its own, scraped every ${SCRAPE_MS} ms`,
+    baseline: 'plugin-metrics-off',
+    pool: 'default',
+    target: { issue: 17, minRpsRatio: 0.98 },
+    setup: scrapedMetrics
   },
   {
     // Issue 7: the plugin-default config plus a lifetime, nothing else.

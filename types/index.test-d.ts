@@ -1,6 +1,7 @@
 // Type tests (SPEC "Route options", "Decorations"): compiled, never run, by
 // `npx tsc -p tsconfig.test.json`. A line that stops compiling, or an
 // `@ts-expect-error` that stops erroring, fails the type check.
+import { Registry } from '@prometheus-io/client'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import plugin, { ConfigError, fastifyHttpPools, parseConfig, type HttpClient, type PoolSettings } from '../index.js'
@@ -83,6 +84,13 @@ async function typeTests (): Promise<void> {
   // Plugin options.
   // @ts-expect-error origin is a string
   await app.register(plugin, { origin: 1 })
+  await app.register(plugin, { metrics: false })
+  await app.register(plugin, { metrics: { registry: new Registry() } })
+  await app.register(plugin, { metrics: {} })
+  // @ts-expect-error metrics is false or { registry }
+  await app.register(plugin, { metrics: true })
+  // @ts-expect-error the registry is a @prometheus-io/client Registry
+  await app.register(plugin, { metrics: { registry: {} } })
 
   // Named exports.
   const parsed = parseConfig('<http-connection-pools/>', { configRoot: '.' })

@@ -28,6 +28,8 @@ export type Fetched<T> = { shared: CachedResponse } | { own: T }
 
 export interface CacheCounters { hits: number, coalesced: number, misses: number }
 
+export const cacheCounters = (): CacheCounters => ({ hits: 0, coalesced: 0, misses: 0 })
+
 interface Stored { response: CachedResponse, expires: number, timer: Timer, age: number }
 type Entry = { pending: Promise<Fetched<unknown>> } | Stored
 
@@ -75,9 +77,10 @@ export class CacheMemory {
 export class ResponseCache {
   private readonly entries = new Map<string, Entry>()
   private bytes = 0
-  readonly counters: CacheCounters = { hits: 0, coalesced: 0, misses: 0 }
 
-  constructor (private readonly ttl: number, private readonly memory: CacheMemory, private readonly clock: Clock = systemClock) {
+  /** `counters` may be shared: a pool's two caches, and its caches before a reload, count together. */
+  constructor (private readonly ttl: number, private readonly memory: CacheMemory, private readonly clock: Clock = systemClock,
+    readonly counters: CacheCounters = cacheCounters()) {
     memory.join(this)
   }
 

@@ -1,9 +1,11 @@
+import { Registry } from '@prometheus-io/client'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import plugin from '../../index.js'
 import { ConfigError, formatProblem } from '../config/errors.js'
+import { listenMetrics } from '../metrics/endpoint.js'
 import { startDemoOrigin } from './demo-origin.js'
 import { PACKAGE_ROOT, StartError, UsageError } from './usage.js'
 
@@ -16,7 +18,7 @@ export interface ServeOptions {
   origin: string | undefined
   port: number
   host: string
-  /** Reserved for the metrics endpoint (default: port + 1): validated, not served yet. */
+  /** Port of the Prometheus /metrics endpoint; default: port + 1 (any free port when port is 0 or the last one). */
   metricsPort: number | undefined
   routes: Route[]
 }
@@ -111,12 +113,14 @@ function startError (err: unknown, options: ServeOptions): StartError {
 }
 
 /** A gateway: each --route prefix forwards through its pool, everything else through the default pool to the origin. */
-export async function serve (options: ServeOptions): Promise<{ app: FastifyInstance, url: string, demo: Server | undefined }> {
+export async function serve (options: ServeOptions): Promise<{ app: FastifyInstance, url: string, metricsUrl: string, demo: Server | undefined }> {
   const app = Fastify({ logger: { level: 'info' } })
   let demo: Awaited<ReturnType<typeof startDemoOrigin>> | undefined
+  // The gateway's own registry: its /metrics shows this gateway's pools only.
+  const registry = new Registry()
   try {
     // No reply-from base: each route names its upstream per request (getUpstream), and reply-from keeps the URL on it.
-    await app.register(plugin, { config: options.config })
+    await app.register(plugin, { config: options.config, metrics: { registry } })
     const unknown = options.routes.filter((r) => !app.pools.has(r.pool))
     if (unknown.length > 0) {
       throw new StartError(`--route names a pool that ${options.config} does not define`,
@@ -140,6 +144,12 @@ export async function serve (options: ServeOptions): Promise<{ app: FastifyInsta
       const server = demo.server
       app.addHook('onClose', (_app, done) => { server.close(() => done()) })
     }
+    // Before the gateway listens: hooks cannot be added after, and a failed start closes it with the app.
+    const metricsPort = options.metricsPort ?? (options.port === 0 || options.port === 65535 ? 0 : options.port + 1)
+    const metrics = await listenMetrics(registry, metricsPort, options.host).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EADDRINUSE' ? new StartError(`--metrics-port ${metricsPort} on ${options.host} is in use`) : err
+    })
+    app.addHook('onClose', (_app, done) => { metrics.server.close(() => done()) })
     const url = await app.listen({ port: options.port, host: options.host })
     for (const id of app.pools.ids) {
       const s = app.pools.get(id).settings
@@ -153,8 +163,9 @@ export async function serve (options: ServeOptions): Promise<{ app: FastifyInsta
     if (!options.routes.some((r) => r.prefix === '')) {
       app.log.info({ route: '/*', pool: app.pools.defaultId, upstream: origin }, `route /* -> pool "${app.pools.defaultId}" (default) -> ${origin}${demo ? ' (bundled demo origin)' : ''}`)
     }
+    app.log.info({ url: metrics.url }, `Prometheus metrics at ${metrics.url}`)
     app.log.info({ config: options.config, url }, `gateway ready at ${url}`)
-    return { app, url, demo: demo?.server }
+    return { app, url, metricsUrl: metrics.url, demo: demo?.server }
   } catch (err) {
     // Nothing may keep the process alive: a gateway that cannot start exits.
     await app.close().catch(() => {})

@@ -52,8 +52,8 @@ Options:
                              bundled demo origin that echoes what reaches it)
   --port N                   port to listen on (default: 3000; 0: any free port)
   --host H                   address to listen on (default: 127.0.0.1)
-  --metrics-port N           reserved for the Prometheus /metrics endpoint
-                             (default: --port + 1); validated, not served yet
+  --metrics-port N           port of the Prometheus /metrics endpoint, on --host
+                             (default: --port + 1; 0: any free port)
   --route PREFIX=POOL[@UPSTREAM]
                              forward PREFIX and everything under it through
                              pool POOL, to UPSTREAM (http(s)://host[:port]) if

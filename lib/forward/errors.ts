@@ -41,36 +41,37 @@ const MESSAGES: Record<string, string> = {
   FST_HTTP_POOLS_BAD_GATEWAY: 'upstream failure'
 }
 
-const upstreamError = (statusCode: 502 | 503 | 504, code: string, cause: unknown): UpstreamError =>
-  new UpstreamError(statusCode, code, MESSAGES[code]!, { cause })
+type Cause = ReturnType<typeof rootCause>
+type Kind = [statusCode: 502 | 503 | 504, code: string]
 
-/**
- * SPEC "Forwarding errors": 502 when the upstream failed, 504 when it was too
- * slow, 503 when the pool shed the request. The cause (the innermost error,
- * with what happened on the wire) is for the log only.
- */
+/** SPEC "Forwarding errors": 502 when the upstream failed, 504 when it was too slow, 503 when the pool shed the request. */
+function kindOf (cause: Cause): Kind {
+  const code = cause.code ?? ''
+  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT' || code === 'FST_HTTP_POOLS_QUEUE_FULL' || code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') return [503, code]
+  if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return [504, code]
+  if (code === 'FST_HTTP_POOLS_PROXY') return [502, code]
+  if (UNREACHABLE.has(code)) return [502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE']
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return [504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT']
+  if (SOCKET_TIMEOUT.has(code)) return [504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT']
+  if (RESET.has(code)) return [502, 'FST_HTTP_POOLS_UPSTREAM_RESET']
+  // undici's parser errors may carry no code: their name tells.
+  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_') || cause.name === 'HTTPParserError') return [502, 'FST_HTTP_POOLS_BAD_RESPONSE']
+  if (isTlsFailure(cause)) return [502, 'FST_HTTP_POOLS_UPSTREAM_TLS']
+  return [502, 'FST_HTTP_POOLS_BAD_GATEWAY']
+}
+
+/** The stable code of a failure (the one its client is sent), without building the error: for counting. */
+export const failureCode = (err: unknown): string => kindOf(rootCause(err))[1]
+
+/** The error the client is sent; the cause (the innermost error, with what happened on the wire) is for the log only. */
 export function toUpstreamError (err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err
   const cause = rootCause(err)
-  const code = cause.code ?? ''
-  if (code === 'FST_HTTP_POOLS_QUEUE_TIMEOUT' || code === 'FST_HTTP_POOLS_QUEUE_FULL') return upstreamError(503, code, cause)
-  if (code === 'FST_HTTP_POOLS_REQUEST_TIMEOUT') return upstreamError(504, code, cause)
-  if (code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') {
-    const open = upstreamError(503, code, cause)
-    open.retryAfter = cause.retryAfter
-    return open
-  }
-  if (code === 'FST_HTTP_POOLS_PROXY') return upstreamError(502, code, cause)
-  if (UNREACHABLE.has(code)) return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', cause)
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return upstreamError(504, 'FST_HTTP_POOLS_CONNECT_TIMEOUT', cause)
-  if (SOCKET_TIMEOUT.has(code)) return upstreamError(504, 'FST_HTTP_POOLS_SOCKET_TIMEOUT', cause)
-  if (RESET.has(code)) return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_RESET', cause)
-  // undici's parser errors may carry no code: their name tells.
-  if (BAD_RESPONSE.has(code) || code.startsWith('HPE_') || cause.name === 'HTTPParserError') return upstreamError(502, 'FST_HTTP_POOLS_BAD_RESPONSE', cause)
-  if (isTlsFailure(cause)) {
-    return upstreamError(502, 'FST_HTTP_POOLS_UPSTREAM_TLS', cause)
-  }
-  return upstreamError(502, 'FST_HTTP_POOLS_BAD_GATEWAY', cause)
+  const [statusCode, code] = kindOf(cause)
+  const upstream = new UpstreamError(statusCode, code, MESSAGES[code]!, { cause })
+  // An open circuit says when to come back.
+  if (code === 'FST_HTTP_POOLS_CIRCUIT_OPEN') upstream.retryAfter = cause.retryAfter
+  return upstream
 }
 
 const kOrigin = Symbol('fastify-http-pools.origin')

@@ -17,8 +17,8 @@ export interface ForwardTarget {
   settings: PoolSettings
   dispatcher: Dispatcher
   forwardCache: ResponseCache
-  /** Forwarded requests whose client went away before the response was complete. */
-  clientAborts: number
+  /** Where forwarded requests whose client went away before the response was complete are counted. */
+  tally: { clientAborts: number }
 }
 
 export interface ForwardOptions {
@@ -205,7 +205,7 @@ function shareable (headers: IncomingHttpHeaders): boolean {
 
 /** Counts a client that left before its response was complete, and says so at debug level with nginx's 499. */
 export const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void => {
-  target.clientAborts++
+  target.tally.clientAborts++
   reply.log.debug({ pool: target.settings.id, statusCode: 499, url: reply.request.url }, 'client closed the request before the response was complete')
 }
 

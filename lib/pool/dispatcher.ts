@@ -6,7 +6,7 @@ import { inspectAs } from '../config/settings.js'
 import { composeDispatch, type Dispatch } from '../handler/decorator.js'
 import type { Clock } from '../time/clock.js'
 import { ClosableDispatcher } from './closable.js'
-import { Exchanges, type ExchangeCounters } from './exchange.js'
+import { Exchanges, type ExchangeCounters, type ExchangeObserver } from './exchange.js'
 import { OriginPools, type PoolStats } from './origins.js'
 import { responseChecks } from './response-checks.js'
 import { poolRequestOptions } from './static-headers.js'
@@ -17,6 +17,9 @@ export type { PoolStats } from './origins.js'
 export interface DispatcherOptions {
   tls?: ConnectionOptions
   clock?: Clock
+  /** The pool id's counters, kept across reloads (fresh ones when absent). */
+  counters?: ExchangeCounters
+  observer?: ExchangeObserver
 }
 
 /**
@@ -39,7 +42,7 @@ export class PoolDispatcher extends ClosableDispatcher {
       queueTimeout: settings['queue.timeout'],
       maxPending: settings['queue.max-pending'],
       socketTimeout: settings['http.socket.timeout']
-    }, options.clock)
+    }, options.clock, options.counters, options.observer)
     // A response that fails a check fails its exchange below the exchange's own count.
     this.chain = composeDispatch(this.sockets, [
       responseChecks(settings['http.connection.max-header-count'], settings['http.connection.max-line-length']),

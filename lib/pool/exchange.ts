@@ -7,6 +7,16 @@ import { ClientAbortError, queueFull, queueTimeout } from './errors.js'
 
 export interface ExchangeCounters { requests: number, errors: number, queueTimeouts: number, queueFull: number }
 
+export const exchangeCounters = (): ExchangeCounters => ({ requests: 0, errors: 0, queueTimeouts: 0, queueFull: 0 })
+
+/** Told how each exchange that was sent ended on the wire, per origin (the metrics' per-origin counts). */
+export interface ExchangeObserver {
+  /** The final response's status (101 for an upgrade) came `ms` after the request was sent. */
+  responded: (origin: string, status: number, ms: number) => void
+  /** The exchange failed without a response, and not by its caller's doing. */
+  failed: (origin: string, err: Error) => void
+}
+
 /** How many exchanges a pool sends at once, and how long one may wait. */
 export interface Capacity {
   /** Exchanges at once per origin: max-per-route connections, one exchange each (HTTP/1.1). */
@@ -34,7 +44,6 @@ export interface Capacity {
  * of every pool, so each one that reaches the sockets is counted once.
  */
 export class Exchanges {
-  readonly counters: ExchangeCounters = { requests: 0, errors: 0, queueTimeouts: 0, queueFull: 0 }
   inFlight = 0
   private readonly byOrigin = new Map<string, number>()
   /** Waiting requests per origin; the map's order is the origins' turns. */
@@ -43,7 +52,9 @@ export class Exchanges {
   private pumpScheduled = false
   private drained: (() => void) | undefined
 
-  constructor (readonly capacity: Capacity, readonly clock: Clock = systemClock) {}
+  /** `counters` may be shared with the pool's earlier dispatchers: a reload keeps them growing. */
+  constructor (readonly capacity: Capacity, readonly clock: Clock = systemClock,
+    readonly counters: ExchangeCounters = exchangeCounters(), readonly observer?: ExchangeObserver) {}
 
   readonly interceptor: Interceptor = (dispatch) => (opts, handler) => {
     new PoolExchange(this, dispatch, opts, handler).start()
@@ -105,8 +116,12 @@ export class Exchanges {
     this.byOrigin.set(origin, (this.byOrigin.get(origin) ?? 0) + 1)
   }
 
-  end (origin: string, failed: boolean): void {
-    if (failed) this.counters.errors++
+  /** `failure`: why it failed without a response, when the upstream (not its caller) is to blame. */
+  end (origin: string, failure?: Error): void {
+    if (failure !== undefined) {
+      this.counters.errors++
+      this.observer?.failed(origin, failure)
+    }
     this.inFlight--
     const n = this.byOrigin.get(origin)! - 1
     if (n === 0) this.byOrigin.delete(origin)
@@ -179,6 +194,7 @@ class PoolExchange implements Handler, Controller {
   private upload: Error | undefined
   private socket: Controller | undefined
   private startedAt = 0
+  private sentAt = 0
   private socketTimer: Timer | undefined
 
   constructor (private readonly exchanges: Exchanges, private readonly dispatch: Dispatch,
@@ -195,6 +211,7 @@ class PoolExchange implements Handler, Controller {
 
   send (): void {
     this.sent = true
+    if (this.exchanges.observer !== undefined) this.sentAt = this.exchanges.clock.now()
     this.exchanges.begin(this.origin)
     this.dispatch(this.opts, this)
   }
@@ -218,7 +235,7 @@ class PoolExchange implements Handler, Controller {
       return
     }
     this.exchanges.leave(this)
-    this.end(false)
+    this.end()
     this.inner.onResponseError?.(this, reason)
   }
 
@@ -244,7 +261,8 @@ class PoolExchange implements Handler, Controller {
   }
 
   onRequestUpgrade (_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
-    this.end(false)
+    this.responded(statusCode)
+    this.end()
     this.inner.onRequestUpgrade?.(this, statusCode, headers, socket)
   }
 
@@ -256,6 +274,7 @@ class PoolExchange implements Handler, Controller {
       // timer for what is left of http.socket.timeout (the pool's own one already runs).
       if (ms >= FINE_TIMEOUT_MS && this.socketTimer === undefined) this.armSocketTimer(controller, this.startedAt + ms - this.exchanges.clock.now(), 'headers')
     } else {
+      this.responded(statusCode)
       this.exchanges.clock.clearTimeout(this.socketTimer)
       this.socketTimer = undefined
       if (ms > 0 && ms < FINE_TIMEOUT_MS) this.armSocketTimer(controller, ms, 'body')
@@ -286,23 +305,27 @@ class PoolExchange implements Handler, Controller {
     this.inner.onResponseData?.(this, chunk)
   }
 
+  private responded (statusCode: number): void {
+    this.exchanges.observer?.responded(this.origin, statusCode, this.exchanges.clock.now() - this.sentAt)
+  }
+
   onResponseEnd (_controller: Controller, trailers: IncomingHttpHeaders): void {
-    this.end(false)
+    this.end()
     this.inner.onResponseEnd?.(this, trailers)
   }
 
   onResponseError (_controller: Controller, err: Error): void {
     if (this.upload !== undefined && this.abortReason === null) err = new ClientAbortError('the client\'s upload failed', { cause: this.upload })
     // Cancelled by its caller, or failed by its caller's upload: not an upstream error.
-    this.end(this.abortReason === null && this.upload === undefined)
+    this.end(this.abortReason === null && this.upload === undefined ? err : undefined)
     this.inner.onResponseError?.(this, err)
   }
 
-  private end (failed: boolean): void {
+  private end (failure?: Error): void {
     if (this.ended) return
     this.ended = true
     this.exchanges.clock.clearTimeout(this.socketTimer)
     if (isStream(this.opts.body)) this.opts.body.removeListener('error', this.onUploadError)
-    if (this.sent) this.exchanges.end(this.origin, failed)
+    if (this.sent) this.exchanges.end(this.origin, failure)
   }
 }

@@ -4,6 +4,7 @@ import type { PoolSettings } from '../config/schema.js'
 import { ResilientDispatcher } from '../resilience/dispatcher.js'
 import { PoolDispatcher } from '../pool/dispatcher.js'
 import { loadPoolContext } from '../tls/index.js'
+import type { PoolTally } from './tallies.js'
 
 export interface BuildContext {
   configRoot: string
@@ -23,7 +24,11 @@ function tlsOptions (settings: PoolSettings, ctx: BuildContext): ConnectionOptio
   return { secureContext, rejectUnauthorized: false, checkServerIdentity: () => undefined }
 }
 
-/** Settings to a live dispatcher (connections, then retries and breaker), with everything that needs the file system or the logger. */
-export function buildDispatcher (settings: PoolSettings, ctx: BuildContext): ResilientDispatcher {
-  return new ResilientDispatcher(new PoolDispatcher(settings, { tls: tlsOptions(settings, ctx) }), settings)
+/**
+ * Settings to a live dispatcher (connections, then retries and breaker), with
+ * everything that needs the file system or the logger; counting into the pool id's tally.
+ */
+export function buildDispatcher (settings: PoolSettings, ctx: BuildContext, tally: PoolTally): ResilientDispatcher {
+  const pool = new PoolDispatcher(settings, { tls: tlsOptions(settings, ctx), counters: tally.exchanges, observer: tally.observer })
+  return new ResilientDispatcher(pool, settings, undefined, tally.resilience)
 }

@@ -7,10 +7,11 @@ import type { ParsedConfig } from '../config/parse.js'
 import type { PoolSettings } from '../config/schema.js'
 import { changedAttributes, inspectAs, sameSettings } from '../config/settings.js'
 import type { PoolStats } from '../pool/dispatcher.js'
-import type { ExchangeCounters } from '../pool/exchange.js'
+import type { ExchangeCounters, ExchangeObserver } from '../pool/exchange.js'
 import { sameStores, storeDigests, storePaths, type StoreDigests } from '../tls/index.js'
 import { httpProxyOptions, type HttpProxyOptions } from '../forward/http-proxy.js'
 import { buildDispatcher, type BuildContext } from './build.js'
+import { Tallies, type PoolTally } from './tallies.js'
 
 export interface PoolEntry {
   settings: PoolSettings
@@ -21,14 +22,15 @@ export interface PoolEntry {
   clientCache: ResponseCache
   /** Forwarded routes' `cacheKey`s: kept apart from the callers' keys. */
   forwardCache: ResponseCache
-  /** Forwarded requests whose client went away before the response was complete. */
-  clientAborts: number
+  /** The pool id's counters, shared with the dispatchers and caches it had before a reload. */
+  tally: PoolTally
 }
 
 /**
  * `requests`: upstream exchanges (each retry attempt counts); `errors`: those
  * that failed without a response; `queueTimeouts`: requests given up by
- * `x:queue.timeout`, never sent.
+ * `x:queue.timeout`, never sent. The counters only grow while the pool id stays
+ * configured, across reloads that replace its dispatcher.
  */
 export interface PoolCounters extends ResilienceCounters, ExchangeCounters {
   openCircuits: number
@@ -38,8 +40,9 @@ export interface PoolCounters extends ResilienceCounters, ExchangeCounters {
   cacheMisses: number
   cacheEntries: number
   cacheBytes: number
-  /** Successful reloads of the config, and the last rejected one's error (null once a reload succeeds). */
+  /** Successful reloads of the config, rejected ones, and the last rejected one's error (null once a reload succeeds). */
   reloads: number
+  rejectedReloads: number
   lastReloadError: string | null
 }
 
@@ -51,6 +54,8 @@ export interface RegistryContext extends BuildContext {
   load: (xml?: string, file?: string) => Promise<ParsedConfig>
   /** Pools that routes use: a reload may not remove them. */
   usedPools: () => Iterable<string>
+  /** The observer of a pool id's exchanges on the wire (metrics), if any. */
+  observe?: (id: string) => ExchangeObserver | undefined
 }
 
 /** `obj[key] = value`, also for a pool named `__proto__`, which an assignment would take for the prototype. */
@@ -69,6 +74,8 @@ export class PoolRegistry {
   private readonly retired = new Set<Promise<void>>()
   private queue: Promise<unknown> = Promise.resolve()
   private reloads = 0
+  private rejectedReloads = 0
+  private readonly tallies: Tallies
   private lastReloadError: ConfigError | Error | null = null
   /** A config that was read but whose pools could not be built (a keystore being replaced…): its files are worth watching too. */
   private attempted: ParsedConfig | undefined
@@ -82,6 +89,7 @@ export class PoolRegistry {
       cacheOf: (id: string) => this.entry(id).clientCache,
       maxBodyBytes: ctx.cacheLimits.maxBodyBytes
     }
+    this.tallies = new Tallies(ctx.observe ?? (() => undefined))
     this.entries = this.build(config, new Map())
   }
 
@@ -163,21 +171,20 @@ export class PoolRegistry {
   stats (): RegistryStats {
     const out: RegistryStats = {}
     const lastReloadError = this.lastReloadError?.message ?? null
-    for (const [id, { dispatcher, clientCache, forwardCache, clientAborts }] of this.entries) {
-      const caches = [clientCache, forwardCache]
-      const sum = (f: (c: ResponseCache) => number): number => caches.reduce((n, c) => n + f(c), 0)
+    for (const [id, { dispatcher, clientCache, forwardCache, tally }] of this.entries) {
       own(out, id, {
         ...dispatcher.stats,
-        ...dispatcher.pool.counters,
-        ...dispatcher.counters,
+        ...tally.exchanges,
+        ...tally.resilience,
         openCircuits: dispatcher.breaker?.open ?? 0,
-        clientAborts,
-        cacheHits: sum((c) => c.counters.hits),
-        cacheCoalesced: sum((c) => c.counters.coalesced),
-        cacheMisses: sum((c) => c.counters.misses),
-        cacheEntries: sum((c) => c.size),
-        cacheBytes: sum((c) => c.totalBytes),
+        clientAborts: tally.clientAborts,
+        cacheHits: tally.cache.hits,
+        cacheCoalesced: tally.cache.coalesced,
+        cacheMisses: tally.cache.misses,
+        cacheEntries: clientCache.size + forwardCache.size,
+        cacheBytes: clientCache.totalBytes + forwardCache.totalBytes,
         reloads: this.reloads,
+        rejectedReloads: this.rejectedReloads,
         lastReloadError
       })
     }
@@ -204,6 +211,8 @@ export class PoolRegistry {
       }
       next = this.build(config, this.entries)
     } catch (err) {
+      this.rejectedReloads++
+      this.tallies.keepOnly(this.entries)
       this.lastReloadError = err as Error
       this.ctx.log.error({ errors: (err as ConfigError).errors }, `config reload rejected, the previous pools keep serving: ${(err as Error).message}`)
       throw err
@@ -212,6 +221,7 @@ export class PoolRegistry {
     this.entries = next
     this.attempted = undefined
     this.current = config
+    this.tallies.keepOnly(next)
     this.reloads++
     this.lastReloadError = null
     this.logChanges(previous, next)
@@ -241,13 +251,14 @@ export class PoolRegistry {
         const ttl = settings['cache.ttl']
         // One bound for both caches: cacheLimits is what a pool may hold.
         const memory = new CacheMemory(this.ctx.cacheLimits)
+        const tally = this.tallies.of(settings.id)
         const entry: PoolEntry = {
           settings,
           stores,
-          dispatcher: buildDispatcher(settings, this.ctx),
-          clientCache: new ResponseCache(ttl, memory),
-          forwardCache: new ResponseCache(ttl, memory),
-          clientAborts: 0
+          dispatcher: buildDispatcher(settings, this.ctx, tally),
+          clientCache: new ResponseCache(ttl, memory, undefined, tally.cache),
+          forwardCache: new ResponseCache(ttl, memory, undefined, tally.cache),
+          tally
         }
         fresh.push(entry)
         built.set(settings.id, entry)

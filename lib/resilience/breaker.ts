@@ -25,9 +25,12 @@ export class CircuitBreaker {
   constructor (private readonly threshold: number, private readonly reset: number, private readonly clock: Clock = systemClock) {}
 
   get open (): number {
-    let n = 0
-    for (const c of this.circuits.values()) if (c.open) n++
-    return n
+    return [...this.openOrigins()].length
+  }
+
+  /** The origins whose circuit is open (half-open ones included). */
+  * openOrigins (): Iterable<string> {
+    for (const [origin, c] of this.circuits) if (c.open) yield origin
   }
 
   admit (origin: string): Admission {

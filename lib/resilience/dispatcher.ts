@@ -8,7 +8,7 @@ import type { PoolDispatcher, PoolStats } from '../pool/dispatcher.js'
 import { systemClock, type Clock } from '../time/clock.js'
 import { Active } from './active.js'
 import { CircuitBreaker } from './breaker.js'
-import { Exchange, type Layer, type ResilienceCounters } from './exchange.js'
+import { Exchange, resilienceCounters, type Layer, type ResilienceCounters } from './exchange.js'
 
 export type { ResilienceCounters } from './exchange.js'
 
@@ -21,7 +21,6 @@ export type { ResilienceCounters } from './exchange.js'
  * those waiting between attempts, before the pool's sockets close.
  */
 export class ResilientDispatcher extends ClosableDispatcher implements Layer {
-  readonly counters: ResilienceCounters = { retries: 0, requestTimeouts: 0, circuitRejections: 0, retryBudgetExhausted: 0 }
   retrying = 0
   readonly breaker: CircuitBreaker | undefined
   readonly methods: ReadonlySet<string>
@@ -31,7 +30,9 @@ export class ResilientDispatcher extends ClosableDispatcher implements Layer {
   private closing = false
   private idle: (() => void) | undefined
 
-  constructor (readonly pool: PoolDispatcher, readonly settings: PoolSettings, readonly clock: Clock = systemClock) {
+  /** `counters` may be shared with the pool's earlier dispatchers: a reload keeps them growing. */
+  constructor (readonly pool: PoolDispatcher, readonly settings: PoolSettings, readonly clock: Clock = systemClock,
+    readonly counters: ResilienceCounters = resilienceCounters()) {
     super()
     const threshold = settings['circuit-breaker.threshold']
     this.breaker = threshold > 0 ? new CircuitBreaker(threshold, settings['circuit-breaker.reset'], clock) : undefined

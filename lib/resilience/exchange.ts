@@ -17,6 +17,8 @@ export interface ResilienceCounters {
   retryBudgetExhausted: number
 }
 
+export const resilienceCounters = (): ResilienceCounters => ({ retries: 0, requestTimeouts: 0, circuitRejections: 0, retryBudgetExhausted: 0 })
+
 /** What an exchange needs of its pool's resilience layer. */
 export interface Layer {
   readonly settings: PoolSettings

@@ -72,7 +72,7 @@ t.test('every method and body goes upstream unchanged, whatever the content type
   const origin = await mirror(t)
   const fruit = await mirror(t)
   const stream = await mirror(t)
-  const gw = await startServe(t, '--origin', origin.origin, '--route', `/fruit=banana@${fruit.origin}`, '--route', `/stream=default@${stream.origin}`, '--metrics-port', '9')
+  const gw = await startServe(t, '--origin', origin.origin, '--route', `/fruit=banana@${fruit.origin}`, '--route', `/stream=default@${stream.origin}`, '--metrics-port', '0')
 
   const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
   const cases: Array<[string, string | undefined, Buffer]> = [
@@ -162,11 +162,14 @@ t.test('a gateway that cannot start exits 1 with the reason, even with the demo 
   await once(taken, 'listening')
   t.teardown(() => { taken.close() })
   const port = (taken.address() as { port: number }).port
-  const r4 = await cli('serve', '--port', String(port))
+  const r4 = await cli('serve', '--port', String(port), '--metrics-port', '0')
   t.equal(r4.code, 1, 'port in use: exit 1')
   t.match(r4.stderr, `port ${port} on 127.0.0.1 is in use`)
+  const r5 = await cli('serve', '--port', '0', '--metrics-port', String(port))
+  t.equal(r5.code, 1, 'metrics port in use: exit 1')
+  t.match(r5.stderr, `--metrics-port ${port} on 127.0.0.1 is in use`)
 
-  for (const r of [r1, r2, r3, r4]) t.notMatch(r.stderr, /^\s+at /m, 'no stack trace')
+  for (const r of [r1, r2, r3, r4, r5]) t.notMatch(r.stderr, /^\s+at /m, 'no stack trace')
 })
 
 t.test('a bad command line exits 2, naming the option and the problem', { skip }, async (t) => {
@@ -210,7 +213,7 @@ t.test('--help on the command and each subcommand prints its usage on stdout and
   t.equal(serve.code, 0, 'serve --help: exit 0')
   t.equal(serve.stderr, '')
   for (const option of ['--config FILE', '--origin URL', '--port N', '--host H', '--metrics-port N', '--route PREFIX=POOL[@UPSTREAM]']) t.match(serve.stdout, option, `serve --help documents ${option}`)
-  t.match(serve.stdout, /reserved/, '--metrics-port is documented as reserved')
+  t.match(serve.stdout, /--metrics-port N +port of the Prometheus \/metrics endpoint/, '--metrics-port is documented')
   const check = await cli('check', '--help')
   t.equal(check.code, 0, 'check --help: exit 0 (not a file named --help)')
   t.match(check.stdout, /^Usage: fastify-http-pools check FILE/)
@@ -225,8 +228,17 @@ t.test('--help on the command and each subcommand prints its usage on stdout and
   }
 })
 
-t.test('--metrics-port is accepted (reserved: nothing listens on it yet)', { skip }, async (t) => {
+t.test('--metrics-port: /metrics serves the pools\' Prometheus metrics, logged at start', { skip }, async (t) => {
   const origin = await upstream(t)
   const gw = await startServe(t, '--origin', origin.origin, '--metrics-port', '0', '--host', '127.0.0.1')
+  const logged = gw.lines.map((l) => /^Prometheus metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)$/.exec(l.msg ?? '')?.[1]).filter((u) => u !== undefined)
+  t.equal(logged.length, 1, 'one line says where the metrics are')
+  t.not(new URL(logged[0]!).port, new URL(gw.url).port, 'on a port of its own')
   t.equal((await get(`${gw.url}/x`)).statusCode, 200)
+  const metrics = await get(logged[0]!)
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.match(metrics.text, /^http_client_pool_upstream_requests_total\{pool="default"\} 1$/m, 'the request it forwarded')
+  t.match(metrics.text, /^http_client_pool_connections_max\{pool="banana"\} \d+$/m, 'every pool')
+  t.equal((await get(logged[0]!.replace(/metrics$/, 'other'))).statusCode, 404, 'nothing else there')
 })

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { Agent, request, type Dispatcher } from 'undici'
-import plugin from '../../index.js'
+import plugin, { type FastifyHttpPoolsOptions } from '../../index.js'
 import type { RegistryStats } from '../../lib/registry/registry.js'
 import { logCapture, type LogLine } from './logs.js'
 import type { Teardown } from './tap.js'
@@ -56,16 +56,16 @@ export interface Gateway {
 }
 
 /**
- * A listening gateway built from `xml`. For each pool id, `/<id>` (any method)
+ * A listening gateway built from `xml` (and the plugin's other `options`). For each pool id, `/<id>` (any method)
  * is declared with `{ pool: id }` and forwards to its `to` query parameter.
  * `application/octet-stream` bodies reach the handler as the request stream,
  * so reply-from forwards them as a stream.
  */
-export async function gateway (t: Teardown, xml: string, logLevel = 'warn'): Promise<Gateway> {
+export async function gateway (t: Teardown, xml: string, logLevel = 'warn', options: Omit<FastifyHttpPoolsOptions, 'xml' | 'config'> = {}): Promise<Gateway> {
   const logs = logCapture()
   const app = Fastify({ logger: { level: logLevel, stream: logs.stream } })
   t.teardown(async () => { await app.close() })
-  await app.register(plugin, { xml })
+  await app.register(plugin, { ...options, xml })
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload) })
   for (const id of app.pools.ids) {
     app.all(`/${id}`, { pool: id }, (req, reply) => reply.from((req.query as { to: string }).to))
