@@ -295,8 +295,8 @@ t.test('the breaker counts TLS failures and HTTP/2 stream resets; a malformed re
   send()
   pool.sent[1]!.fail('FST_HTTP_POOLS_RESPONSE_LIMIT')
   send()
-  const reset = pool.sent[2]!.start()
-  reset.handler.onResponseError?.(reset.controller, Object.assign(new Error('HTTP/2: "stream error" received - code 2'), { code: 'UND_ERR_INFO' }))
+  // The pool's connection layer reports an HTTP/2 stream reset by this code (lib/pool/connection-faults.ts).
+  pool.sent[2]!.fail('FST_HTTP_POOLS_STREAM_RESET')
   t.equal(dispatcher.breaker!.open, 0, 'two failures of the origin so far: the malformed response did not end the run')
   send()
   pool.sent[3]!.fail('UNABLE_TO_VERIFY_LEAF_SIGNATURE')
