@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import { Client, type Dispatcher } from 'undici'
 import { HandlerDecorator, type Controller, type Handler } from '../handler/decorator.js'
 import { isTlsFailure } from '../resilience/policy.js'
-import { streamRefused, streamReset } from './errors.js'
+import { BadResponseError, streamRefused, streamReset } from './errors.js'
 
 /** Where a connection's watcher hangs on its socket, for the HTTP/2 stream channel to find it. */
 const WATCHER = Symbol('fastify-http-pools.connection-faults')
@@ -85,6 +85,11 @@ export class ConnectionFaults {
     if (c === 'ERR_HTTP2_INVALID_SESSION' || c === 'ERR_HTTP2_GOAWAY_SESSION') return streamRefused('the HTTP/2 session had closed before the request went out')
     if (c === 'ERR_HTTP2_STREAM_ERROR' && request.stream?.rstCode === constants.NGHTTP2_REFUSED_STREAM && !request.responded) {
       return streamRefused(`the origin refused stream ${id} (REFUSED_STREAM)`)
+    }
+    if (c === 'ERR_HTTP2_STREAM_ERROR' && request.stream?.rstCode === constants.NGHTTP2_ENHANCE_YOUR_CALM && !request.responded) {
+      // Node resets a stream itself whose response has more header fields than
+      // it takes (128); an origin that says so wants fewer requests, not more.
+      return new BadResponseError(`stream ${id} was reset with ENHANCE_YOUR_CALM before the response headers: a response with more header fields than Node takes (128), or an origin that asks to slow down`)
     }
     if (c === 'ERR_HTTP2_STREAM_ERROR' || isUndiciStreamError(err)) {
       return streamReset(`the origin reset stream ${id ?? '(none)'} ${request.responded ? 'after' : 'before'} the response headers: ${err.message}`)
