@@ -29,6 +29,7 @@ const isUndiciStreamError = (err: Error): boolean => code(err) === 'UND_ERR_INFO
  * which carries one socket at a time.
  */
 export class ConnectionFaults {
+  private socket: Socket | undefined
   private tls: Error | undefined
   private goaway: Goaway | undefined
   /** The request whose stream is about to be opened (undici opens it right after onRequestStart). */
@@ -36,12 +37,14 @@ export class ConnectionFaults {
 
   /** A new socket of this connection: what the last one had is forgotten. */
   watch (socket: Socket): void {
+    this.socket = socket
     this.tls = undefined
     this.goaway = undefined
     this.starting = undefined
     socket.on('error', (err) => {
       if (!isTlsFailure(err)) return
-      this.tls ??= err
+      // A late error of a socket this connection has let go explains nothing on the new one.
+      if (socket === this.socket) this.tls ??= err
       // Over HTTP/2 the socket stays open after its TLS failure: undici would
       // write the next request on the dead session and never settle it.
       socket.destroy(err)
