@@ -63,8 +63,8 @@ export class ConnectionFaults {
     this.starting = undefined
     if (request === undefined) return
     request.stream = stream
-    request.streamId = stream.id
-    const session = stream.session
+    // Kept apart: a destroyed stream no longer names its session.
+    const session = request.session = stream.session
     if (session === undefined || tracked.has(session)) return
     tracked.add(session)
     // Before undici's own listener, which fails the request in flight there and then.
@@ -77,9 +77,9 @@ export class ConnectionFaults {
   explain (request: RequestOnWire, err: Error): Error {
     // The origin's TLS alert came before the request's own failure: the handshake failed.
     if (this.tls !== undefined && !request.responded) return this.tls
-    const id = request.streamId
+    const id = request.stream?.id
     const goaway = this.goaway
-    if (goaway !== undefined && !request.responded && request.stream?.session === goaway.session) {
+    if (goaway !== undefined && !request.responded && request.session === goaway.session) {
       return id === undefined || id > goaway.lastStreamId
         ? streamRefused(`the origin's GOAWAY (code ${goaway.code}, last stream ${goaway.lastStreamId}) left stream ${id ?? '(none)'} out`)
         : streamReset(`the origin's GOAWAY (code ${goaway.code}, last stream ${goaway.lastStreamId}) closed the session with stream ${id} in flight, which it may have processed`)
@@ -112,7 +112,7 @@ const tracked = new WeakSet<Http2Session>()
 export class RequestOnWire extends HandlerDecorator {
   faults: ConnectionFaults | undefined
   stream: ClientHttp2Stream | undefined
-  streamId: number | undefined
+  session: Http2Session | undefined
   responded = false
 
   override onRequestStart (controller: Controller, context: unknown): void {

@@ -4,11 +4,10 @@
 // faults against an HTTP/2 origin too, plus those only HTTP/2 has (stream
 // resets, GOAWAY). Faults that HTTP/2 cannot express (a broken status line,
 // half a header, a bad chunk) are not here.
-import { once } from 'node:events'
 import { constants, createSecureServer, type ServerHttp2Stream } from 'node:http2'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { serverTls } from './e2e.js'
-import { httpDateAhead } from './fault-server.js'
+import { httpDateAhead, listenFaulty } from './fault-server.js'
 import type { Teardown } from './tap.js'
 
 /**
@@ -132,21 +131,7 @@ export async function h2FaultServer (t: Teardown, options: { port?: number } = {
     arrivals.push({ n, session: sessionIds.get(stream.session!) ?? 0, method: String(headers[':method']), at: performance.now() })
     answer(stream, take(), n)
   })
-  server.listen(options.port ?? 0, '127.0.0.1')
-  await once(server, 'listening')
-  let closing: Promise<void> | undefined
-  const close = async (): Promise<void> => {
-    closing ??= (async () => {
-      for (const timer of timers) clearInterval(timer)
-      timers.clear()
-      const closed = new Promise((resolve) => server.close(resolve))
-      for (const s of sockets) s.destroy()
-      await closed
-    })()
-    await closing
-  }
-  t.teardown(close)
-  const port = (server.address() as AddressInfo).port
+  const { port, close } = await listenFaulty(t, server as unknown as Server, options.port, sockets, timers)
   return {
     port,
     origin: `https://localhost:${port}`,
