@@ -69,3 +69,21 @@ export const circuitOpen = (origin: string, retryAfterSeconds: number): PoolLimi
 const POOL_LIMITS = new Set(['FST_HTTP_POOLS_QUEUE_TIMEOUT', 'FST_HTTP_POOLS_QUEUE_FULL', 'FST_HTTP_POOLS_CIRCUIT_OPEN', 'FST_HTTP_POOLS_REQUEST_TIMEOUT'])
 
 export const isPoolLimit = (err: unknown): boolean => POOL_LIMITS.has(String((err as { code?: unknown } | null)?.code))
+
+/**
+ * An HTTP/2 stream failure as its connection explains it. A plain Error with
+ * the message that says what happened on the wire (the error undici gave is
+ * not its cause: the error mapping reads the innermost cause's code).
+ */
+export class StreamError extends Error {
+  constructor (message: string, readonly code: 'FST_HTTP_POOLS_STREAM_REFUSED' | 'FST_HTTP_POOLS_STREAM_RESET') {
+    super(message)
+    this.name = 'StreamError'
+  }
+}
+
+/** The origin did not process the stream (REFUSED_STREAM, above a GOAWAY's last stream id, never sent): safe to retry for any method. */
+export const streamRefused = (what: string): StreamError => new StreamError(`${what}: not processed`, 'FST_HTTP_POOLS_STREAM_REFUSED')
+
+/** The stream ended badly after it went out: the origin may have processed it. */
+export const streamReset = (what: string): StreamError => new StreamError(what, 'FST_HTTP_POOLS_STREAM_RESET')

@@ -6,9 +6,10 @@ import { parseProxy } from '../config/values.js'
 import { refusedController, type Handler } from '../handler/decorator.js'
 import { ConnectionBudget, type Connector } from './budget.js'
 import { ClosableDispatcher } from './closable.js'
+import { isH2, WatchedClient, watchRequest } from './connection-faults.js'
 import { withConnectTimeout, type SocketConnector } from './connect-timeout.js'
 import { ConnectionLifetime } from './lifetime.js'
-import { clientOptions, connectorOptions } from './options.js'
+import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
 import { HttpProxy } from './proxy.js'
 
 export interface PoolStats {
@@ -54,16 +55,22 @@ export class OriginPools extends ClosableDispatcher {
     const noDelay = settings['http.tcp.nodelay']
     const lifetimeMs = settings['connection.max-lifetime']
     const lifetime = lifetimeMs > 0 ? new ConnectionLifetime(lifetimeMs) : undefined
+    // keepalive.timeout 1 over HTTP/2, where undici ignores `connection: close`:
+    // a session's life is its one request (it closes once idle, never during it).
+    const oneRequest = closesEachRequest(settings) ? new ConnectionLifetime(0) : undefined
     const onSocket = (socket: Socket, client: Client): void => {
       socket.setNoDelay(noDelay)
+      ;(client as WatchedClient).faults.watch(socket)
       lifetime?.track(client, socket)
+      if (isH2(socket)) oneRequest?.track(client, socket)
     }
     const clientOpts = clientOptions(settings)
     const clientsOf = (connector: Connector) => (origin: URL, opts: object): Client => {
-      const client: Client = new Client(origin, { ...opts, connect: budget.connector(() => client, connector, onSocket) as never })
+      const client: WatchedClient = new WatchedClient(origin, { ...opts, connect: budget.connector(() => client, connector, onSocket) as never })
       // With one socket per client, 'drain' means the socket just became idle.
       client.on('drain', () => {
         lifetime?.check(client)
+        oneRequest?.check(client)
         budget.poke()
       })
       return client
@@ -90,7 +97,9 @@ export class OriginPools extends ClosableDispatcher {
       handler.onResponseError?.(refusedController(err), err)
       return false
     }
-    return this.originPool(String(opts.origin)).dispatch(opts, handler)
+    // Its own options object, by which the Client that takes it is known.
+    opts = { ...opts }
+    return this.originPool(String(opts.origin)).dispatch(opts, watchRequest(opts, handler))
   }
 
   private originPool (origin: string): Pool {

@@ -7,7 +7,7 @@ import type { Clock, Timer } from '../time/clock.js'
 import type { Linked } from './active.js'
 import type { CircuitBreaker } from './breaker.js'
 import { circuitOpen, isClientAbort, isPoolLimit, requestTimeout } from '../pool/errors.js'
-import { backoff, countsAsBreakerFailure, isAfterWriteFailure, isConnectFailure, isFailureStatus, parseRetryAfter } from './policy.js'
+import { backoff, countsAsBreakerFailure, isAfterWriteFailure, isFailureStatus, isNotProcessed, parseRetryAfter } from './policy.js'
 
 export interface ResilienceCounters {
   retries: number
@@ -190,7 +190,7 @@ export class Exchange implements Controller, Linked {
     if (isPoolLimit(err) || isClientAbort(err)) return this.finish(err)
     // A failure of the origin counts; anything else (a malformed response, the proxy) is no success either.
     if (countsAsBreakerFailure(err)) this.outcome(true)
-    const retryable = isConnectFailure(err) || (isAfterWriteFailure(err) && this.layer.methods.has(this.opts.method))
+    const retryable = isNotProcessed(err) || (isAfterWriteFailure(err) && this.layer.methods.has(this.opts.method))
     const delay = backoff(this.settings, this.attempts)
     if (retryable && this.canRetry() && this.fits(delay) && this.budgetAllows()) this.scheduleRetry(delay)
     else this.finish(err)

@@ -1,11 +1,13 @@
 import type { PoolSettings } from '../config/schema.js'
 
-// A connection that could not be made: nothing was sent, any method may be retried.
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+// Nothing the origin processed: a connection that could not be made, or an
+// HTTP/2 stream it refused or left out of its GOAWAY (lib/pool/connection-faults.ts).
+// Any method may be retried.
+const NOT_PROCESSED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'FST_HTTP_POOLS_STREAM_REFUSED'])
 // Failures after the request was written: retried for idempotent methods only.
-const AFTER_WRITE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED'])
-// What the breaker counts besides 502/503/504 responses: the upstream did not answer.
-const BREAKER_ERRORS = new Set([...NOT_CONNECTED, ...AFTER_WRITE])
+const AFTER_WRITE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ECONNABORTED', 'FST_HTTP_POOLS_STREAM_RESET'])
+// What the breaker counts besides 502/503/504 responses and TLS failures: the upstream did not answer.
+const BREAKER_ERRORS = new Set([...NOT_PROCESSED, ...AFTER_WRITE])
 // OpenSSL's verification failures that do not say CERT in their code.
 const TLS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'HOSTNAME_MISMATCH'])
 
@@ -17,14 +19,10 @@ export function isTlsFailure (err: unknown): boolean {
   return TLS.has(c) || c.startsWith('ERR_TLS') || c.startsWith('ERR_SSL') || c.includes('CERT')
 }
 
-/** undici reports an HTTP/2 stream reset as an informational error that says so. */
-const isStreamReset = (err: unknown): boolean =>
-  code(err) === 'UND_ERR_INFO' && String((err as { message?: unknown }).message).startsWith('HTTP/2')
-
-export function isConnectFailure (err: unknown): boolean { return NOT_CONNECTED.has(code(err)) }
+export function isNotProcessed (err: unknown): boolean { return NOT_PROCESSED.has(code(err)) }
 export function isAfterWriteFailure (err: unknown): boolean { return AFTER_WRITE.has(code(err)) }
 /** SPEC: the breaker counts refused, reset, closed, timeouts, TLS handshake failures and HTTP/2 stream resets. */
-export function countsAsBreakerFailure (err: unknown): boolean { return BREAKER_ERRORS.has(code(err)) || isTlsFailure(err) || isStreamReset(err) }
+export function countsAsBreakerFailure (err: unknown): boolean { return BREAKER_ERRORS.has(code(err)) || isTlsFailure(err) }
 export const isFailureStatus = (status: number): boolean => status === 502 || status === 503 || status === 504
 
 /** Wait before retry `k` (1-based): `random(0.8, 1.0) * base * 2^(k-1)`, capped by max-delay. */

@@ -208,6 +208,28 @@ function readRequests (socket: Socket, onStart: () => boolean, onRequest: (h: Pa
   })
 }
 
+/**
+ * Listens on 127.0.0.1 (`port`, else a free one). `close` (also at teardown,
+ * once however often called) stops the server's timers, destroys its sockets
+ * and closes the listener.
+ */
+export async function listenFaulty (t: Teardown, server: Server, port: number | undefined, sockets: Set<Socket>, timers: Set<NodeJS.Timeout>): Promise<{ port: number, close: () => Promise<void> }> {
+  server.listen({ port: port ?? 0, host: '127.0.0.1' })
+  await once(server, 'listening')
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closing ??= (async () => {
+      for (const timer of timers) clearInterval(timer)
+      timers.clear()
+      for (const s of sockets) s.destroy()
+      await new Promise((resolve) => server.close(resolve))
+    })()
+    await closing
+  }
+  t.teardown(close)
+  return { port: (server.address() as AddressInfo).port, close }
+}
+
 /** A fault server on 127.0.0.1; closed at teardown. */
 export async function faultServer (t: Teardown, options: FaultServerOptions = {}): Promise<FaultServer> {
   const slowMs = options.slowMs ?? 5000
@@ -314,20 +336,7 @@ export async function faultServer (t: Teardown, options: FaultServerOptions = {}
       answer(socket, behaviour, n, () => { armed = true })
     })
   })
-  server.listen({ port: options.port ?? 0, host: '127.0.0.1' })
-  await once(server, 'listening')
-  let closing: Promise<void> | undefined
-  const close = async (): Promise<void> => {
-    closing ??= (async () => {
-      for (const timer of timers) clearInterval(timer)
-      timers.clear()
-      for (const s of sockets) s.destroy()
-      await new Promise((resolve) => server.close(resolve))
-    })()
-    await closing
-  }
-  t.teardown(close)
-  const port = (server.address() as AddressInfo).port
+  const { port, close } = await listenFaulty(t, server, options.port, sockets, timers)
   return {
     port,
     origin: `http://127.0.0.1:${port}`,

@@ -295,10 +295,30 @@ t.test('the breaker counts TLS failures and HTTP/2 stream resets; a malformed re
   send()
   pool.sent[1]!.fail('FST_HTTP_POOLS_RESPONSE_LIMIT')
   send()
-  const reset = pool.sent[2]!.start()
-  reset.handler.onResponseError?.(reset.controller, Object.assign(new Error('HTTP/2: "stream error" received - code 2'), { code: 'UND_ERR_INFO' }))
+  // The pool's connection layer reports an HTTP/2 stream reset by this code (lib/pool/connection-faults.ts).
+  pool.sent[2]!.fail('FST_HTTP_POOLS_STREAM_RESET')
   t.equal(dispatcher.breaker!.open, 0, 'two failures of the origin so far: the malformed response did not end the run')
   send()
   pool.sent[3]!.fail('UNABLE_TO_VERIFY_LEAF_SIGNATURE')
   t.equal(dispatcher.breaker!.open, 1, 'the third opens the circuit')
+})
+
+t.test('which failures are retried for which methods: unprocessed HTTP/2 streams for any, stream resets for x:retry.methods, TLS never', async (t) => {
+  const { clock, pool, send } = layer('x:retry.base-delay="10"')
+  const cases: Array<[string, string, number]> = [
+    ['FST_HTTP_POOLS_STREAM_REFUSED', 'POST', 2],
+    ['FST_HTTP_POOLS_STREAM_REFUSED', 'GET', 2],
+    ['FST_HTTP_POOLS_STREAM_RESET', 'GET', 2],
+    ['FST_HTTP_POOLS_STREAM_RESET', 'POST', 1],
+    ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'GET', 1]
+  ]
+  for (const [code, method, attempts] of cases) {
+    const before = pool.sent.length
+    const caller = send(method)
+    pool.sent[before]!.fail(code)
+    clock.advance(100)
+    if (pool.sent.length > before + 1) pool.sent[before + 1]!.respond(200)
+    t.equal(pool.sent.length - before, attempts, `${code}, ${method}: ${attempts} attempt(s)`)
+    t.same(attempts === 2 ? caller.statuses : caller.code, attempts === 2 ? [200] : code, 'the caller gets the retry\'s answer, or the failure as it is')
+  }
 })
