@@ -11,10 +11,17 @@ class Entry implements Linked {
 
 const names = (list: Active<Entry>): string[] => list.toArray().map((e) => e.name)
 
-t.test('entries leave from the head, the middle and the tail, and the rest stay linked', async (t) => {
+/** A list holding an entry per name, added in that order. */
+function listOf (...added: string[]): { list: Active<Entry>, entries: Entry[] } {
   const list = new Active<Entry>()
-  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => new Entry(n)) as [Entry, Entry, Entry, Entry]
-  for (const e of [a, b, c, d]) list.add(e)
+  const entries = added.map((n) => new Entry(n))
+  for (const e of entries) list.add(e)
+  return { list, entries }
+}
+
+t.test('entries leave from the head, the middle and the tail, and the rest stay linked', async (t) => {
+  const { list, entries } = listOf('a', 'b', 'c', 'd')
+  const [a, b, c, d] = entries as [Entry, Entry, Entry, Entry]
   t.same(names(list), ['d', 'c', 'b', 'a'])
   t.equal(list.size, 4)
   list.delete(c)
@@ -29,21 +36,16 @@ t.test('entries leave from the head, the middle and the tail, and the rest stay 
 })
 
 t.test('a second delete, or one of an entry never added, changes nothing', async (t) => {
-  const list = new Active<Entry>()
-  const a = new Entry('a')
-  const b = new Entry('b')
-  list.add(a)
-  list.add(b)
-  list.delete(a)
-  list.delete(a)
+  const { list, entries: [a] } = listOf('a', 'b')
+  list.delete(a!)
+  list.delete(a!)
   list.delete(new Entry('stranger'))
   t.same(names(list), ['b'])
   t.equal(list.size, 1)
 })
 
 t.test('toArray is a copy: entries may leave while the caller walks it', async (t) => {
-  const list = new Active<Entry>()
-  for (const n of ['a', 'b', 'c']) list.add(new Entry(n))
+  const { list } = listOf('a', 'b', 'c')
   const seen: string[] = []
   for (const e of list.toArray()) {
     seen.push(e.name)
@@ -55,13 +57,9 @@ t.test('toArray is a copy: entries may leave while the caller walks it', async (
 })
 
 t.test('an entry deleted and added again is linked afresh', async (t) => {
-  const list = new Active<Entry>()
-  const a = new Entry('a')
-  const b = new Entry('b')
-  list.add(a)
-  list.add(b)
-  list.delete(a)
-  list.add(a)
+  const { list, entries: [a] } = listOf('a', 'b')
+  list.delete(a!)
+  list.add(a!)
   t.same(names(list), ['a', 'b'])
   t.equal(list.size, 2)
 })
