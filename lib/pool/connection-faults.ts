@@ -130,17 +130,24 @@ export class RequestOnWire extends HandlerDecorator {
   }
 }
 
-// undici's Pool hands its Clients the request's options object as it got it,
-// and its handler adapted to undici's older handler shape: the options are
-// what tells a Client which request it took.
-const requests = new WeakMap<Dispatcher.DispatchOptions, RequestOnWire>()
+// undici's Pool hands its Clients the request's options object as it got it
+// (and its handler adapted to undici's older handler shape): a symbol key on
+// the options tells a Client which request it took. (Not a WeakMap keyed by
+// the options: one entry per request cost the garbage collector more than the
+// rest of the exchange.)
+const ON_WIRE = Symbol('fastify-http-pools.request-on-wire')
 
-/** `handler` watched on the wire; `opts` must be this request's own object, handed to the Pool as it is. */
-export function watchRequest (opts: Dispatcher.DispatchOptions, handler: Handler): RequestOnWire {
+type WatchedOptions = Dispatcher.DispatchOptions & { [ON_WIRE]?: RequestOnWire }
+
+/** `opts` and `handler` watched on the wire: a copy of `opts` that names the watched handler, to hand to the Pool as it is. */
+export function watchRequest (opts: Dispatcher.DispatchOptions, handler: Handler): [Dispatcher.DispatchOptions, RequestOnWire] {
   const request = new RequestOnWire(handler)
-  requests.set(opts, request)
-  return request
+  const watched: WatchedOptions = { ...opts, [ON_WIRE]: request }
+  return [watched, request]
 }
+
+/** Whether connections to `origin` can fail in ways the connection explains: TLS (alerts) and HTTP/2 (streams, GOAWAY), which undici speaks over TLS only. */
+export const hasConnectionFaults = (origin: string): boolean => origin.startsWith('https:') || origin.startsWith('unix+https:')
 
 let watching = false
 
@@ -166,7 +173,7 @@ export class WatchedClient extends Client {
   readonly faults = new ConnectionFaults()
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
-    const request = requests.get(opts)
+    const request = (opts as WatchedOptions)[ON_WIRE]
     if (request !== undefined) request.faults = this.faults
     return super.dispatch(opts, handler)
   }

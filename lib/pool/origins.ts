@@ -6,7 +6,7 @@ import { parseProxy } from '../config/values.js'
 import { refusedController, type Handler } from '../handler/decorator.js'
 import { ConnectionBudget, type Connector } from './budget.js'
 import { ClosableDispatcher } from './closable.js'
-import { isH2, WatchedClient, watchRequest } from './connection-faults.js'
+import { hasConnectionFaults, isH2, WatchedClient, watchRequest } from './connection-faults.js'
 import { withConnectTimeout, type SocketConnector } from './connect-timeout.js'
 import { ConnectionLifetime } from './lifetime.js'
 import { clientOptions, closesEachRequest, connectorOptions } from './options.js'
@@ -97,9 +97,11 @@ export class OriginPools extends ClosableDispatcher {
       handler.onResponseError?.(refusedController(err), err)
       return false
     }
-    // Its own options object, by which the Client that takes it is known.
-    opts = { ...opts }
-    return this.originPool(String(opts.origin)).dispatch(opts, watchRequest(opts, handler))
+    const origin = String(opts.origin)
+    const pool = this.originPool(origin)
+    if (!hasConnectionFaults(origin)) return pool.dispatch(opts, handler)
+    const [watched, request] = watchRequest(opts, handler)
+    return pool.dispatch(watched, request)
   }
 
   private originPool (origin: string): Pool {

@@ -7,7 +7,7 @@ import { constants, type ClientHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import t from 'tap'
 import type { Controller } from '../../lib/handler/decorator.js'
-import { ConnectionFaults, watchRequest, type RequestOnWire } from '../../lib/pool/connection-faults.js'
+import { ConnectionFaults, watchRequest } from '../../lib/pool/connection-faults.js'
 
 class StandInSocket extends EventEmitter {
   destroyed = false
@@ -25,7 +25,7 @@ function connection (alpn: string | false = 'h2') {
   const session = new EventEmitter()
   const send = (streamId?: number, rstCode = 0) => {
     const seen: Error[] = []
-    const request: RequestOnWire = watchRequest({ path: '/', method: 'GET' }, { onResponseError: (_c, err) => { seen.push(err) } })
+    const [, request] = watchRequest({ path: '/', method: 'GET' }, { onResponseError: (_c, err) => { seen.push(err) } })
     request.faults = faults
     request.onRequestStart(controller, {})
     if (streamId !== undefined) faults.opened({ id: streamId, rstCode, session } as unknown as ClientHttp2Stream)
