@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import { Client, type Dispatcher } from 'undici'
 import { HandlerDecorator, type Controller, type Handler } from '../handler/decorator.js'
 import { isTlsFailure } from '../resilience/policy.js'
-import { BadResponseError, streamRefused, streamReset } from './errors.js'
+import { BadResponseError, streamCut, streamRefused, streamReset } from './errors.js'
 
 /** Where a connection's watcher hangs on its socket, for the HTTP/2 stream channel to find it. */
 const WATCHER = Symbol('fastify-http-pools.connection-faults')
@@ -82,7 +82,7 @@ export class ConnectionFaults {
     if (goaway !== undefined && !request.responded && request.session === goaway.session) {
       return id === undefined || id > goaway.lastStreamId
         ? streamRefused(`the origin's GOAWAY (code ${goaway.code}, last stream ${goaway.lastStreamId}) left stream ${id ?? '(none)'} out`)
-        : streamReset(`the origin's GOAWAY (code ${goaway.code}, last stream ${goaway.lastStreamId}) closed the session with stream ${id} in flight, which it may have processed`)
+        : streamCut(`the origin's GOAWAY (code ${goaway.code}, last stream ${goaway.lastStreamId}) closed the session with stream ${id} in flight, which it may have processed: not sent again`)
     }
     const c = code(err)
     if (c === 'ERR_HTTP2_INVALID_SESSION' || c === 'ERR_HTTP2_GOAWAY_SESSION') return streamRefused('the HTTP/2 session had closed before the request went out')

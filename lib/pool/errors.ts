@@ -76,7 +76,7 @@ export const isPoolLimit = (err: unknown): boolean => POOL_LIMITS.has(String((er
  * not its cause: the error mapping reads the innermost cause's code).
  */
 export class StreamError extends Error {
-  constructor (message: string, readonly code: 'FST_HTTP_POOLS_STREAM_REFUSED' | 'FST_HTTP_POOLS_STREAM_RESET') {
+  constructor (message: string, readonly code: 'FST_HTTP_POOLS_STREAM_REFUSED' | 'FST_HTTP_POOLS_STREAM_RESET' | 'FST_HTTP_POOLS_STREAM_CUT') {
     super(message)
     this.name = 'StreamError'
   }
@@ -87,3 +87,11 @@ export const streamRefused = (what: string): StreamError => new StreamError(`${w
 
 /** The stream ended badly after it went out: the origin may have processed it. */
 export const streamReset = (what: string): StreamError => new StreamError(what, 'FST_HTTP_POOLS_STREAM_RESET')
+
+/**
+ * A stream the origin's graceful GOAWAY covered, cut by undici closing the
+ * session: the origin took it and was finishing it, so it is never sent again
+ * (a PUT would run twice), and an origin shutting down as asked is no failure
+ * of it for the breaker.
+ */
+export const streamCut = (what: string): StreamError => new StreamError(what, 'FST_HTTP_POOLS_STREAM_CUT')

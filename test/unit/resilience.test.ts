@@ -303,13 +303,15 @@ t.test('the breaker counts TLS failures and HTTP/2 stream resets; a malformed re
   t.equal(dispatcher.breaker!.open, 1, 'the third opens the circuit')
 })
 
-t.test('which failures are retried for which methods: unprocessed HTTP/2 streams for any, stream resets for x:retry.methods, TLS never', async (t) => {
+t.test('which failures are retried for which methods: unprocessed HTTP/2 streams for any, stream resets for x:retry.methods, streams a GOAWAY covered and TLS never', async (t) => {
   const { clock, pool, send } = layer('x:retry.base-delay="10"')
   const cases: Array<[string, string, number]> = [
     ['FST_HTTP_POOLS_STREAM_REFUSED', 'POST', 2],
     ['FST_HTTP_POOLS_STREAM_REFUSED', 'GET', 2],
     ['FST_HTTP_POOLS_STREAM_RESET', 'GET', 2],
     ['FST_HTTP_POOLS_STREAM_RESET', 'POST', 1],
+    ['FST_HTTP_POOLS_STREAM_CUT', 'PUT', 1],
+    ['FST_HTTP_POOLS_STREAM_CUT', 'GET', 1],
     ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'GET', 1]
   ]
   for (const [code, method, attempts] of cases) {
