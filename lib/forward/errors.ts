@@ -78,7 +78,10 @@ const kOrigin = Symbol('fastify-http-pools.origin')
 
 /** Names the upstream on a failure, for its log line (reply-from does not pass the request on to onError). */
 export function markOrigin (err: Error, origin: string): void {
-  Object.defineProperty(err, kOrigin, { value: origin })
+  // One error may end several exchanges (a pool destroyed under them), each
+  // marking it with its own origin just before its log line: never a second
+  // definition that throws.
+  Object.defineProperty(err, kOrigin, { value: origin, configurable: true, writable: true })
 }
 
 /** The upstream `markOrigin` named on the failure behind `err`. */
