@@ -1,27 +1,20 @@
-import { Counter, Gauge, Histogram, type Registry } from '@prometheus-io/client'
-import { AppPools, type Series } from './app.js'
-import { DEFINITIONS, LATENCY, LATENCY_BUCKETS, type Definition, type Labels } from './definitions.js'
+import { Counter, Gauge, type Registry } from '@prometheus-io/client'
+import { AppPools } from './app.js'
+import { DEFINITIONS, type Definition, type Labels } from './definitions.js'
+import { latencyHistogram } from './latency.js'
 
 type Registers = NonNullable<ConstructorParameters<typeof Gauge>[0]['registers']>
 
 /**
  * The metrics of one Prometheus registry, for every app that publishes to it.
- * Counters and gauges are read from the apps' pools when the registry is
- * scraped; only the latency histogram is observed as responses arrive.
+ * Everything is read from the apps' pools when the registry is scraped.
  */
 class Collector {
   readonly apps = new Set<AppPools>()
-  private readonly latency: Histogram<'pool' | 'origin'>
 
   constructor (registry: Registry) {
     const registers = [registry] as Registers
-    this.latency = new Histogram({
-      ...LATENCY,
-      buckets: LATENCY_BUCKETS,
-      labelNames: ['pool', 'origin'],
-      registers,
-      collect: () => { for (const app of this.apps) this.drop(app.forget(), app) }
-    })
+    registry.registerMetric(latencyHistogram(this.apps))
     for (const definition of DEFINITIONS) this.publish(definition, registers)
   }
 
@@ -38,23 +31,13 @@ class Collector {
   }
 
   app (): AppPools {
-    const app = new AppPools((series) => this.latency.labels(series))
+    const app = new AppPools()
     this.apps.add(app)
     return app
   }
 
-  /** The app is closed: its series go (those another app still has stay). */
-  detach (app: AppPools): void {
-    this.apps.delete(app)
-    this.drop(app.forget(true))
-  }
-
-  private drop (series: Series[], except?: AppPools): void {
-    for (const s of series) {
-      const shared = [...this.apps].some((other) => other !== except && other.has(s.pool))
-      if (!shared) this.latency.remove(s)
-    }
-  }
+  /** The app is closed: its series go (where another app has the same labels, that app's values stay). */
+  detach (app: AppPools): void { this.apps.delete(app) }
 }
 
 const collectors = new WeakMap<Registry, Collector>()

@@ -45,14 +45,6 @@ const perOrigin = (name: string, help: string, label: string, values: (tally: Or
   }
 })
 
-/** Upstream response-header latency buckets, in seconds: a gateway's range, 1 ms to 30 s. */
-export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
-
-export const LATENCY = {
-  name: `${PREFIX}upstream_header_latency_seconds`,
-  help: 'Seconds from sending a request upstream (after any wait for a connection) to its final response\'s headers, each attempt counted'
-}
-
 export const DEFINITIONS: Definition[] = [
   perPool('gauge', 'connections_open', 'TCP connections the pool has open, idle ones included', (s) => s.connected),
   perPool('gauge', 'connections_idle', 'Connections open and idle, ready for a request', (s) => s.free),

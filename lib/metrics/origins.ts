@@ -1,5 +1,6 @@
 import { failureCode } from '../forward/errors.js'
 import type { ExchangeObserver } from '../pool/exchange.js'
+import { LatencyBuckets } from './latency.js'
 
 /** Origins of one pool with a label of their own; further ones share OTHER (SPEC "Metrics"). */
 export const MAX_ORIGINS = 100
@@ -20,16 +21,16 @@ export function originLabel (origin: string): string {
   return `${url.protocol}//${url.hostname}${port === undefined ? '' : `:${port}`}`
 }
 
-export interface Latency { observe: (seconds: number) => void }
-
 /** What one origin (or the OTHER ones) of a pool did on the wire. */
 export class OriginTally {
   /** Final responses by status class: 1xx at index 0 to 5xx at 4. */
   readonly classes = [0, 0, 0, 0, 0]
   /** Exchanges that failed without a response, by the code their client is sent. */
   readonly failures = new Map<string, number>()
+  /** Response-header latencies of its final responses. */
+  readonly latency = new LatencyBuckets()
 
-  constructor (readonly label: string, readonly latency: Latency) {}
+  constructor (readonly label: string) {}
 }
 
 /**
@@ -39,9 +40,6 @@ export class OriginTally {
 export class PoolObserver implements ExchangeObserver {
   private readonly byLabel = new Map<string, OriginTally>()
   private readonly byName = new Map<string, OriginTally>()
-
-  /** `latencyOf(label)`: where an origin's response-header latencies go. */
-  constructor (private readonly latencyOf: (label: string) => Latency) {}
 
   get origins (): Iterable<OriginTally> { return this.byLabel.values() }
 
@@ -66,7 +64,7 @@ export class PoolObserver implements ExchangeObserver {
     if (tally === undefined) {
       const named = this.byLabel.size - (this.byLabel.has(OTHER) ? 1 : 0)
       const label = named < MAX_ORIGINS ? found : OTHER
-      tally = this.byLabel.get(label) ?? new OriginTally(label, this.latencyOf(label))
+      tally = this.byLabel.get(label) ?? new OriginTally(label)
       this.byLabel.set(label, tally)
     }
     if (this.byName.size < MAX_NAMES) this.byName.set(origin, tally)

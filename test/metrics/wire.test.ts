@@ -46,6 +46,7 @@ t.test('requests, status classes, retries and latencies are those the upstream s
   t.ok(sum > 0 && sum < 10, `latencies in seconds (sum ${sum})`)
   t.equal(value(text, m('upstream_header_latency_seconds_bucket'), { pool: 'p', origin, le: '30' }), 6, 'the largest finite bucket is 30 s')
   t.equal(value(text, m('upstream_header_latency_seconds_bucket'), { pool: 'p', origin, le: '0.001' }) !== undefined, true, 'the smallest is 1 ms')
+  t.equal(value(text, m('upstream_header_latency_seconds_bucket'), { pool: 'p', origin, le: '+Inf' }), 6, '+Inf counts them all')
   t.equal(value(text, m('connections_max'), { pool: 'p' }), 400, 'the connection limit')
   t.equal(value(text, m('requests_running'), { pool: 'p' }), 0)
   t.equal(value(text, m('requests_queued'), { pool: 'p' }), 0)

@@ -4,6 +4,7 @@
 import t from 'tap'
 import type { Dispatcher } from 'undici'
 import { failureCode } from '../../lib/forward/errors.js'
+import { LATENCY_BUCKETS, LatencyBuckets } from '../../lib/metrics/latency.js'
 import { MAX_ORIGINS, OTHER, originLabel, PoolObserver } from '../../lib/metrics/origins.js'
 import { Exchanges, type ExchangeObserver } from '../../lib/pool/exchange.js'
 import { ManualClock } from '../helpers/clock.js'
@@ -18,8 +19,7 @@ t.test('an origin label is scheme://host:port, the port written out, nothing els
 })
 
 t.test('past 100 origins in a pool, further ones share the label "other"; names of one origin share its tally', async (t) => {
-  const latencies: Record<string, number[]> = {}
-  const observer = new PoolObserver((label) => ({ observe: (s) => { (latencies[label] ??= []).push(s) } }))
+  const observer = new PoolObserver()
   for (let i = 0; i < MAX_ORIGINS + 5; i++) observer.responded(`http://10.0.0.1:${1000 + i}`, 200, 5)
   observer.responded('http://10.0.0.1:1000/', 503, 5)
   observer.failed('http://10.0.0.1:2000', Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }))
@@ -32,7 +32,8 @@ t.test('past 100 origins in a pool, further ones share the label "other"; names 
   t.same([...other.failures], [['FST_HTTP_POOLS_UPSTREAM_UNREACHABLE', 1]], 'failures by the code the client gets')
   const first = [...observer.origins][0]!
   t.same(first.classes, [0, 1, 0, 0, 1], 'the same origin written with a slash')
-  t.same(latencies['http://10.0.0.1:1000'], [0.005, 0.005], 'latencies in seconds')
+  t.equal(first.latency.counts[LATENCY_BUCKETS.indexOf(0.005)], 2, 'latencies in seconds: 5 ms is in the 5 ms bucket')
+  t.equal(first.latency.sum, 0.01)
   t.equal(failureCode(new Error('x')), 'FST_HTTP_POOLS_BAD_GATEWAY')
 })
 
@@ -64,4 +65,21 @@ t.test('the pool\'s exchanges report each final response with the time since the
   handlers[1]!.onResponseError!(controller, new Error('reset'))
   t.same(seen, [['http://a:1', 200, 400], ['http://a:1', 'reset']], 'the final response 400 ms after its request was sent; the failure')
   t.match(exchanges.counters, { requests: 2, errors: 1 })
+})
+
+t.test('latency buckets: a bound includes its value, what is above 30 s counts in +Inf only, series add up', async (t) => {
+  const latency = new LatencyBuckets()
+  for (const seconds of [0, 0.001, 0.0011, 30, 30.5, 1000]) latency.observe(seconds)
+  const at = (bound: number): number => latency.counts[LATENCY_BUCKETS.indexOf(bound)]!
+  t.equal(at(0.001), 2, '0 and exactly 1 ms are in the 1 ms bucket')
+  t.equal(at(0.0025), 1, 'just over 1 ms is in the next')
+  t.equal(at(30), 1, 'exactly 30 s is in the 30 s bucket')
+  t.equal(latency.counts[LATENCY_BUCKETS.length], 2, 'above 30 s: the +Inf bucket alone')
+  t.equal(latency.counts.reduce((a, b) => a + b), 6, 'each observation counted once')
+  t.equal(latency.sum, 1060.5021)
+  const both = new LatencyBuckets()
+  both.add(latency)
+  both.add(latency)
+  t.equal(both.counts[LATENCY_BUCKETS.length], 4)
+  t.equal(both.sum, 2 * latency.sum)
 })
