@@ -128,6 +128,36 @@ async function rawDispatch (app, upstream) {
   })
 }
 
+/**
+ * The ceiling of forwarding through `reply.send` (Fastify's hooks run): the
+ * same dispatch, the body gathered and sent as one buffer, the upstream's
+ * headers set on the reply less its connection ones; the handler returns
+ * nothing, so Fastify does not wait on the reply.
+ */
+async function sendDispatch (app, upstream) {
+  const { Pool } = require('undici')
+  const pool = new Pool(upstream, DEFAULT_POOL_UNDICI)
+  app.addHook('onClose', async () => { await pool.close() })
+  app.get('/*', (request, reply) => {
+    const chunks = []
+    let statusCode = 0
+    let headers = {}
+    pool.dispatch({ path: request.url, method: request.method, headers: request.headers }, {
+      onRequestStart () {},
+      onResponseStart (_controller, status, upstreamHeaders) {
+        statusCode = status
+        headers = upstreamHeaders
+      },
+      onResponseData (_controller, chunk) { chunks.push(chunk) },
+      onResponseEnd () {
+        for (const name in headers) if (name !== 'connection' && name !== 'keep-alive') reply.header(name, headers[name])
+        reply.code(statusCode).send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+      },
+      onResponseError (_controller, err) { reply.send(err) }
+    })
+  })
+}
+
 // wrk -c of the https cases (see maxConnections).
 const TLS_CONNECTIONS = 16
 
@@ -206,6 +236,13 @@ const cases = [
     what: 'Fastify + undici Pool.dispatch written straight into the hijacked reply.raw (the default pool\'s undici options)',
     baseline: 'reply-from',
     setup: rawDispatch
+  },
+  {
+    // Issue 19: the ceiling for a path that keeps Fastify's reply handling.
+    name: 'send-dispatch',
+    what: 'Fastify + undici Pool.dispatch, the body sent as one buffer through reply.send (the default pool\'s undici options)',
+    baseline: 'reply-from',
+    setup: sendDispatch
   },
   {
     // Issues 3 and 19: a named pool against bare reply-from with the same undici settings.
