@@ -60,7 +60,6 @@ export function forwardDirect (reply: FastifyReply, source: string | undefined, 
   headers = dropFraming(headers)
   if (deps.logRequests) request.log.info({ source }, 'fetching from remote server')
   const exchange = new ReplyExchange(reply, url.origin, call.rewriteHeaders, deps, onClientGone)
-  ;(reply as { then: FastifyReply['then'] }).then = exchange.then
   dispatcher.dispatch({
     origin: url.origin,
     path: url.pathname + (url.search.length > 0 ? url.search : query > 0 ? reqUrl.slice(query) : ''),
@@ -69,6 +68,8 @@ export function forwardDirect (reply: FastifyReply, source: string | undefined, 
     body: request.body as Readable | undefined
   }, exchange)
   exchange.watch(reply.raw)
+  // Once the exchange is under way: if starting it threw, the reply keeps Fastify's own.
+  ;(reply as { then: FastifyReply['then'] }).then = exchange.then
 }
 
 /**
