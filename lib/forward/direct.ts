@@ -117,9 +117,10 @@ class ReplyExchange extends ForwardExchange {
   /**
    * The reply's `then`, for a handler that returns the reply (or a promise of
    * it): Fastify's attaches a stream watcher to the response at once, about
-   * 7 % of a small forwarded request's CPU (a benchmark pair). Asked before the exchange has answered, it waits for that
-   * and then asks Fastify's: a reply sent whole is done at once, a streamed
-   * one, an error or a client gone end as Fastify's own `then` says.
+   * 7 % of a small forwarded request's CPU (a benchmark pair). Asked before
+   * the exchange has answered, this one waits for that and then asks
+   * Fastify's: a reply sent whole is done at once; a streamed one, an error
+   * or a client gone end as Fastify's own `then` says.
    */
   readonly then: FastifyReply['then'] = (fulfilled, rejected) => {
     if (this.settled) return this.fastifyThen.call(this.reply, fulfilled, rejected)

@@ -19,7 +19,8 @@ export interface Definition {
 type Stats = RegistryStats[string]
 type Type = Definition['type']
 
-const PREFIX = 'http_client_pool_'
+/** Every metric's name starts so (SPEC "Metrics"). */
+export const PREFIX = 'http_client_pool_'
 
 const perPool = (type: Type, name: string, help: string, read: (s: Stats, settings: PoolSettings) => number): Definition => ({
   name: PREFIX + name,

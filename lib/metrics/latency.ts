@@ -1,10 +1,11 @@
 import type { Metric } from '@prometheus-io/client'
 import type { AppPools } from './app.js'
+import { PREFIX } from './definitions.js'
 
 /** Upstream response-header latency buckets, in seconds: a gateway's range, 1 ms to 30 s. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-const NAME = 'http_client_pool_upstream_header_latency_seconds'
+const NAME = `${PREFIX}upstream_header_latency_seconds`
 const HELP = 'Seconds from sending a request upstream (after any wait for a connection) to its final response\'s headers, each attempt counted'
 
 /**
