@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici'
 import type { Controller } from '../handler/decorator.js'
 import { ForwardExchange, ResponseBody } from './exchange.js'
 import { markOrigin } from './errors.js'
-import { dropFraming, forwardableRequestHeaders } from './headers.js'
+import { dropFraming, dropResponseHopByHop, forwardableRequestHeaders, setResponseHeaders } from './headers.js'
 import type { TargetUrls } from './target.js'
 
 type RewriteHeaders = (headers: IncomingHttpHeaders, request: FastifyRequest) => IncomingHttpHeaders
@@ -55,9 +55,8 @@ export function forwardDirect (reply: FastifyReply, source: string | undefined, 
   const url = deps.urls.get(source ?? (query >= 0 ? reqUrl.slice(0, query) : reqUrl))
   let headers = forwardableRequestHeaders(req.headers)
   headers.host = url.host
-  if (call.rewriteRequestHeaders !== undefined) headers = call.rewriteRequestHeaders(request, headers)
-  // A client's chunked upload, or what the caller's rewrite put back: undici frames the request itself.
-  headers = dropFraming(headers)
+  // What the caller's rewrite put back of the framing goes again: undici frames the request itself.
+  if (call.rewriteRequestHeaders !== undefined) headers = dropFraming(call.rewriteRequestHeaders(request, headers))
   if (deps.logRequests) request.log.info({ source }, 'fetching from remote server')
   const exchange = new ReplyExchange(reply, url.origin, call.rewriteHeaders, deps, onClientGone)
   dispatcher.dispatch({
@@ -152,10 +151,9 @@ class ReplyExchange extends ForwardExchange {
     const reply = this.reply
     const request = reply.request
     if (this.deps.logRequests) request.log.info('response received')
-    const headers = this.rewriteHeaders === undefined ? this.headers : this.rewriteHeaders(this.headers, request)
-    for (const name in headers) {
-      if (name.charCodeAt(0) !== 58) reply.header(name, headers[name])
-    }
+    const rewrite = this.rewriteHeaders
+    const headers = rewrite === undefined ? this.headers : rewrite(dropResponseHopByHop(this.headers), request)
+    setResponseHeaders(reply, headers, rewrite === undefined)
     // An HTTP/1 connection is reusable only once its request body was read.
     if (!request.raw.complete) reply.header('connection', 'close')
     reply.code(this.statusCode).send(this.payload(headers))

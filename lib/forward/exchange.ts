@@ -65,7 +65,8 @@ export abstract class ForwardExchange implements Handler {
     // Informational responses are the gateway's to absorb: its client gets one response.
     if (statusCode < 200) return
     this.statusCode = statusCode
-    this.headers = dropResponseHopByHop(headers)
+    // As undici gave them: each hand-over drops the hop-by-hop ones its own way.
+    this.headers = headers
     this.started(controller)
   }
 
@@ -136,7 +137,7 @@ export class ReplyFromExchange extends ForwardExchange {
   protected handOver (): void {
     if (this.handedOver) return
     this.handedOver = true
-    this.callback(null, { statusCode: this.statusCode, headers: this.headers, body: this.body! })
+    this.callback(null, { statusCode: this.statusCode, headers: dropResponseHopByHop(this.headers), body: this.body! })
   }
 }
 
