@@ -279,6 +279,14 @@ const cases = [
     setup: pluginCase()
   },
   {
+    // Issue 19: the ceiling of plugin-16k.
+    name: 'raw-dispatch-16k',
+    what: 'raw-dispatch forwarding nginx\'s 16 KiB JSON body',
+    baseline: 'reply-from-16k',
+    path: '/16k',
+    setup: rawDispatch
+  },
+  {
     name: 'reply-from-1m',
     what: 'bare reply-from as in reply-from, forwarding nginx\'s 1 MiB JSON body',
     path: '/1m',
@@ -293,6 +301,14 @@ const cases = [
     pool: 'default',
     target: ISSUE_19,
     setup: pluginCase()
+  },
+  {
+    // Issue 19: the ceiling of plugin-1m.
+    name: 'raw-dispatch-1m',
+    what: 'raw-dispatch forwarding nginx\'s 1 MiB JSON body',
+    baseline: 'reply-from-1m',
+    path: '/1m',
+    setup: rawDispatch
   },
   {
     // Issue 17: the plugin-default config with metrics off: the baseline of plugin-metrics.
