@@ -88,6 +88,23 @@ t.test('hop-by-hop and proxy-only headers never reach the upstream; the request 
   assertDropped(t, up.seen[0]!.headers)
 })
 
+t.test('a chunked upload left as a stream (the direct path): hop-by-hop and framing headers dropped, undici frames it again', async (t) => {
+  const up = await upstream(t)
+  const app = Fastify()
+  await app.register(plugin, { xml: XML, origin: up.origin })
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload) })
+  app.post('/*', (req, reply) => reply.from(req.url))
+  const base = await listenGateway(t, app)
+
+  const res = await send(`${base}/stream`, { method: 'POST', headers: { ...CLIENT_HEADERS, 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' }, body: 'streamed body' })
+  t.equal(res.statusCode, 200)
+  const seen = up.seen[0]!
+  t.equal(seen.body, 'streamed body', 'the whole body reached the upstream')
+  // undici frames what it sends (a length once the upload has ended, chunks before): one framing, its own.
+  t.not(seen.headers['content-length'] === undefined, seen.headers['transfer-encoding'] === undefined, 'one framing header reached the upstream')
+  assertDropped(t, seen.headers)
+})
+
 t.test('on a GET as well', async (t) => {
   const up = await upstream(t)
   const base = await gateway(t, up.origin)
