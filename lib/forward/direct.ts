@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Readable, Stream } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Controller } from '../handler/decorator.js'
-import { ForwardExchange, ResponseBody } from './exchange.js'
+import { ForwardExchange, ResponseBody, type Client } from './exchange.js'
 import { markOrigin } from './errors.js'
 import { dropFraming, dropResponseHopByHop, forwardableRequestHeaders, setResponseHeaders } from './headers.js'
 import type { TargetUrls } from './target.js'
@@ -47,7 +47,7 @@ export interface DirectDeps {
  * handling) and answers the reply from the upstream response itself, through
  * `reply.send`, so the route's onSend and onResponse hooks run.
  */
-export function forwardDirect (reply: FastifyReply, source: string | undefined, call: DirectCall, dispatcher: Dispatcher, deps: DirectDeps, onClientGone: () => void): void {
+export function forwardDirect (reply: FastifyReply, source: string | undefined, call: DirectCall, dispatcher: Dispatcher, deps: DirectDeps, client: Client): void {
   const request = reply.request
   const req = request.raw
   const reqUrl = req.url!
@@ -58,15 +58,14 @@ export function forwardDirect (reply: FastifyReply, source: string | undefined, 
   // What the caller's rewrite put back of the framing goes again: undici frames the request itself.
   if (call.rewriteRequestHeaders !== undefined) headers = dropFraming(call.rewriteRequestHeaders(request, headers))
   if (deps.logRequests) request.log.info({ source }, 'fetching from remote server')
-  const exchange = new ReplyExchange(reply, url.origin, call.rewriteHeaders, deps, onClientGone)
-  dispatcher.dispatch({
+  const exchange = new ReplyExchange(reply, url.origin, call.rewriteHeaders, deps)
+  exchange.start(dispatcher, {
     origin: url.origin,
     path: url.pathname + (url.search.length > 0 ? url.search : query > 0 ? reqUrl.slice(query) : ''),
     method: req.method as Dispatcher.HttpMethod,
     headers: headers as IncomingHttpHeaders,
     body: request.body as Readable | undefined
-  }, exchange)
-  exchange.watch(reply.raw)
+  }, client)
   // Once the exchange is under way: if starting it threw, the reply keeps Fastify's own.
   ;(reply as { then: FastifyReply['then'] }).then = exchange.then
 }
@@ -86,8 +85,8 @@ class ReplyExchange extends ForwardExchange {
   private readonly fastifyThen: FastifyReply['then']
   private waiting: Array<Parameters<FastifyReply['then']>> | undefined
 
-  constructor (private readonly reply: FastifyReply, private readonly origin: string, private readonly rewriteHeaders: RewriteHeaders | undefined, private readonly deps: DirectDeps, onClientGone: () => void) {
-    super(onClientGone)
+  constructor (private readonly reply: FastifyReply, private readonly origin: string, private readonly rewriteHeaders: RewriteHeaders | undefined, private readonly deps: DirectDeps) {
+    super()
     this.fastifyThen = reply.then
   }
 
@@ -109,7 +108,7 @@ class ReplyExchange extends ForwardExchange {
 
   onResponseEnd (): void {
     if (this.body !== undefined) return this.streamEnd()
-    this.done = true
+    this.end()
     this.handOver()
   }
 

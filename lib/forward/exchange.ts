@@ -1,4 +1,6 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Controller, Handler } from '../handler/decorator.js'
@@ -27,6 +29,19 @@ export class ResponseBody extends Readable {
   }
 }
 
+// The exchanges in flight on a client's HTTP/1 connection (several when it pipelines).
+const kInFlight = Symbol('fastify-http-pools.in-flight')
+type ClientSocket = Socket & { [kInFlight]?: Set<ForwardExchange> }
+
+/** The gateway's client an exchange answers: its request and response, and what is told when it leaves. */
+export interface Client {
+  req: IncomingMessage | Http2ServerRequest
+  res: ServerResponse | Http2ServerResponse
+  onGone: () => void
+}
+
+const clientLeft = (): ClientAbortError => new ClientAbortError('the client closed the connection before the response was complete')
+
 /**
  * One forwarded exchange on undici's controller-based handler API, from the
  * gateway client's side: the client's leaving cancels it wherever it is
@@ -41,8 +56,31 @@ export abstract class ForwardExchange implements Handler {
   protected body: ResponseBody | undefined
   protected handedOver = false
   protected done = false
+  private client: Client | undefined
+  private inFlight: Set<ForwardExchange> | undefined
 
-  constructor (private readonly onClientGone: () => void) {}
+  /**
+   * Starts the exchange on `dispatcher`; with `client`, cancelled when that
+   * client leaves. On HTTP/1 its connection is watched, by one listener
+   * however many exchanges the connection carries (pipelined ones too); on
+   * HTTP/2 its response. A client that left already, while an async hook
+   * ran, has no close to come: it is gone at once, and its request is never
+   * sent.
+   */
+  start (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, client?: Client): void {
+    this.client = client
+    if (client === undefined) {
+      dispatcher.dispatch(opts, this)
+      return
+    }
+    const { req, res } = client
+    const h2 = req.httpVersionMajor === 2
+    if (h2 ? (res as Http2ServerResponse).stream.destroyed : req.socket.destroyed) this.clientGone()
+    dispatcher.dispatch(opts, this)
+    if (this.done) return
+    if (!h2) this.watchConnection(req.socket)
+    else res.once('close', () => { if (!res.writableFinished) this.clientGone() })
+  }
 
   /**
    * The gateway's client went away before the exchange ended: it is cancelled
@@ -51,14 +89,16 @@ export abstract class ForwardExchange implements Handler {
    */
   clientGone (): void {
     if (this.done) return
-    this.done = true
+    this.end()
     this.handedOver = true
-    this.onClientGone()
-    this.controller?.abort(new ClientAbortError('the client closed the connection before the response was complete'))
+    this.client?.onGone()
+    this.controller?.abort(clientLeft())
   }
 
   onRequestStart (controller: Controller): void {
     this.controller = controller
+    // Gone before the exchange started: it is never sent.
+    if (this.done) controller.abort(clientLeft())
   }
 
   onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -77,10 +117,10 @@ export abstract class ForwardExchange implements Handler {
   onResponseError (_controller: Controller, err: Error): void {
     const handedOver = this.handedOver
     const leftFirst = this.done
-    this.done = true
+    this.end()
     this.handedOver = true
     // An upload that failed: the client left; as for clientGone, nothing is reported.
-    if (!leftFirst && isClientAbort(err)) this.onClientGone()
+    if (!leftFirst && isClientAbort(err)) this.client?.onGone()
     else if (!handedOver) this.failed(err)
     else if (this.body !== undefined && !this.body.destroyed) {
       this.body.ended = true
@@ -88,9 +128,22 @@ export abstract class ForwardExchange implements Handler {
     }
   }
 
-  /** `res` is the gateway's response to its client: its closing before it finished means the client left. */
-  watch (res: ServerResponse): void {
-    res.once('close', () => { if (!res.writableFinished) this.clientGone() })
+  /** The connection closing while the exchange runs means the client left. */
+  private watchConnection (socket: Socket): void {
+    const client = socket as ClientSocket
+    let inFlight = client[kInFlight]
+    if (inFlight === undefined) {
+      const exchanges = inFlight = client[kInFlight] = new Set()
+      socket.once('close', () => { for (const exchange of exchanges) exchange.clientGone() })
+    }
+    inFlight.add(this)
+    this.inFlight = inFlight
+  }
+
+  /** The exchange is over for its client: nothing more to watch. */
+  protected end (): void {
+    this.done = true
+    this.inFlight?.delete(this)
   }
 
   /** The final response's status and headers are in: the body is about to come. */
@@ -108,7 +161,7 @@ export abstract class ForwardExchange implements Handler {
 
   protected streamEnd (): void {
     const body = this.body!
-    this.done = true
+    this.end()
     body.ended = true
     this.handOver()
     body.push(null)
@@ -122,7 +175,7 @@ export abstract class ForwardExchange implements Handler {
  * is handed over with its first body byte (or its end).
  */
 export class ReplyFromExchange extends ForwardExchange {
-  constructor (private readonly callback: ForwardCallback, onClientGone: () => void = () => {}) { super(onClientGone) }
+  constructor (private readonly callback: ForwardCallback) { super() }
 
   protected started (controller: Controller): void {
     this.body = new ResponseBody(controller, this)
@@ -141,11 +194,9 @@ export class ReplyFromExchange extends ForwardExchange {
   }
 }
 
-/** Starts `opts` on `dispatcher` as reply-from's exchange. */
-export function forward (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: ForwardCallback, onClientGone?: () => void): ReplyFromExchange {
-  const exchange = new ReplyFromExchange(callback, onClientGone)
-  dispatcher.dispatch(opts, exchange)
-  return exchange
+/** Starts `opts` on `dispatcher` as reply-from's exchange, for `client` when one waits for it. */
+export function forward (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, callback: ForwardCallback, client?: Client): void {
+  new ReplyFromExchange(callback).start(dispatcher, opts, client)
 }
 
 /** `forward` as a promise, for callers that buffer the response (the forwarded-route cache). */

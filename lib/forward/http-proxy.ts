@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { forward, type ForwardCallback } from './exchange.js'
 import { dropHopByHop } from './headers.js'
-import { clientAborted, sendUpstreamError, withOrigin, type ForwardTarget } from './reply-from.js'
+import { clientOf, sendUpstreamError, withOrigin, type ForwardTarget } from './reply-from.js'
 
 /** What `fastify.pools.httpProxyOptions(id)` returns: spread into an @fastify/http-proxy registration. */
 export interface HttpProxyOptions {
@@ -38,8 +38,7 @@ export function httpProxyOptions (pool: string, deps: HttpProxyDeps): HttpProxyO
       const reply = next
       next = undefined
       const target = deps.target()
-      const exchange = forward(target.dispatcher, opts, withOrigin(opts, callback), reply === undefined ? undefined : clientAborted(target, reply))
-      if (reply !== undefined) exchange.watch(reply.raw)
+      forward(target.dispatcher, opts, withOrigin(opts, callback), reply === undefined ? undefined : clientOf(target, reply))
     }
   }
   return {

@@ -8,7 +8,7 @@ import { buffer, materialize } from '../cache/response.js'
 import { dropHopByHop } from './headers.js'
 import { BadTargetError, detailOf, isBadTarget, markOrigin, failedOrigin, toUpstreamError } from './errors.js'
 import { forwardDirect, isDirect, type DirectCall, type DirectDeps } from './direct.js'
-import { forward, forwarded, type ForwardedResponse } from './exchange.js'
+import { forward, forwarded, type Client, type ForwardedResponse } from './exchange.js'
 import { TargetUrls } from './target.js'
 import { unixSocket } from '../pool/origins.js'
 import { routeMeta } from './routes.js'
@@ -72,8 +72,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
       const done = withOrigin(opts, callback)
       const { target, reply } = hop
       if (hop.cache === undefined) {
-        const exchange = forward(target.dispatcher, opts, done, reply === undefined ? undefined : clientAborted(target, reply))
-        if (reply !== undefined) exchange.watch(reply.raw)
+        forward(target.dispatcher, opts, done, reply === undefined ? undefined : clientOf(target, reply))
         return
       }
       // A shared exchange runs for every waiter: one client leaving does not cancel it.
@@ -129,7 +128,7 @@ export function decorateFrom (fastify: FastifyInstance, options: ForwardOptions)
     }
     if (cacheKey === undefined && unixBase === undefined && source?.startsWith('unix+') !== true && isDirect(request, callOpts)) {
       try {
-        forwardDirect(this, source, callOpts as DirectCall, target.dispatcher, direct, clientAborted(target, this))
+        forwardDirect(this, source, callOpts as DirectCall, target.dispatcher, direct, clientOf(target, this))
       } catch (err) {
         throw isBadTarget(err, request.url) ? new BadTargetError(err) : err
       }
@@ -203,11 +202,18 @@ function shareable (headers: IncomingHttpHeaders): boolean {
   return !/(^|[\s,])(private|no-store)\b/i.test(String(headers['cache-control'] ?? ''))
 }
 
-/** Counts a client that left before its response was complete, and says so at debug level with nginx's 499. */
-export const clientAborted = (target: ForwardTarget, reply: FastifyReply) => (): void => {
-  target.tally.clientAborts++
-  reply.log.debug({ pool: target.settings.id, statusCode: 499, url: reply.request.url }, 'client closed the request before the response was complete')
-}
+/**
+ * The client of `reply`, whose leaving before its response was complete is
+ * counted and said at debug level with nginx's 499.
+ */
+export const clientOf = (target: ForwardTarget, reply: FastifyReply): Client => ({
+  req: reply.request.raw,
+  res: reply.raw,
+  onGone: () => {
+    target.tally.clientAborts++
+    reply.log.debug({ pool: target.settings.id, statusCode: 499, url: reply.request.url }, 'client closed the request before the response was complete')
+  }
+})
 
 export const sendUpstreamError = (defaultPool: () => string) => (reply: FastifyReply, { error }: { error: unknown }): void => {
   const err = toUpstreamError(error)
