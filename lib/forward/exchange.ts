@@ -79,7 +79,8 @@ export abstract class ForwardExchange implements Handler {
     dispatcher.dispatch(opts, this)
     if (this.done) return
     if (!h2) this.watchConnection(req.socket)
-    else res.once('close', () => { if (!res.writableFinished) this.clientGone() })
+    // Not by writableFinished: a stream the client reset reads as finished.
+    else res.once('close', () => { this.clientGone() })
   }
 
   /**

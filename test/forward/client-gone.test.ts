@@ -3,9 +3,11 @@
 // watches for all the exchanges it carries, pipelined ones included. Each
 // exchange stops being watched when it ends, and a client whose connection
 // closed before its request was forwarded (while an async hook ran) is
-// never forwarded, on the direct path and through reply-from alike.
+// never forwarded, on the direct path and through reply-from alike. An
+// HTTP/2 client that resets its stream cancels its exchange too.
 import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
+import { connect as connectH2 } from 'node:http2'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { Client } from 'undici'
@@ -21,8 +23,8 @@ interface Gateway { app: FastifyInstance, base: string, sockets: Set<Socket> }
 const PATHS = [['the direct path', {}], ['reply-from', { method: 'GET' }]] as const
 
 /** A gateway to `origin` whose route `/*` forwards with `options`, remembering each client connection it served. */
-async function gateway (t: Tap, origin: string, options: { method?: 'GET' } = {}, preHandler?: (socket: Socket) => Promise<void>): Promise<Gateway> {
-  const app = Fastify()
+async function gateway (t: Tap, origin: string, options: { method?: 'GET' } = {}, preHandler?: (socket: Socket) => Promise<void>, http2 = false): Promise<Gateway> {
+  const app = http2 ? Fastify({ http2: true }) as unknown as FastifyInstance : Fastify()
   const sockets = new Set<Socket>()
   await app.register(plugin, { xml: XML, origin })
   app.get('/*', {
@@ -110,3 +112,39 @@ for (const [path, options] of PATHS) {
     t.equal(gw.app.pools.stats().main!.requests, 0, 'nothing sent through the pool')
   })
 }
+
+t.test('HTTP/2 clients: one that resets its stream cancels the exchange; ones that read to the end are not counted as gone', async (t) => {
+  let waiting = 0
+  const held: Array<() => void> = []
+  // /hang never answers (until teardown); anything else trickles a body in two parts.
+  const up = await upstream(t, (req, res) => {
+    if (req.url === '/hang') {
+      waiting++
+      held.push(() => { res.end() })
+      return
+    }
+    res.write('first ')
+    setTimeout(() => { res.end('last') }, 20)
+  })
+  t.teardown(() => { for (const answer of held) answer() })
+  const gw = await gateway(t, up.origin, {}, undefined, true)
+  const session = connectH2(gw.base)
+  t.teardown(() => { session.close() })
+  const read = async (path: string): Promise<string> => {
+    const stream = session.request({ ':path': path })
+    stream.setEncoding('utf8')
+    let body = ''
+    for await (const chunk of stream) body += chunk as string
+    return body
+  }
+  t.same(await Promise.all([read('/a'), read('/b')]), ['first last', 'first last'])
+  t.equal(clientAborts(gw), 0, 'complete responses: no client gone')
+
+  const stream = session.request({ ':path': '/hang' })
+  stream.on('error', () => {})
+  t.ok(await eventually(() => waiting === 1, BOUND_MS), 'the request reached the upstream')
+  stream.close()
+  t.ok(await eventually(() => clientAborts(gw) === 1, BOUND_MS), 'the reset stream counted as a client gone')
+  t.ok(await eventually(() => gw.app.pools.stats().main!.running === 0, BOUND_MS), 'its exchange cancelled: nothing left running')
+  t.equal(await read('/c'), 'first last', 'the session goes on serving')
+})
