@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Controller, Handler } from '../handler/decorator.js'
@@ -19,7 +19,12 @@ export type ForwardCallback = (err: Error | null, res?: ForwardedResponse) => vo
  */
 export class ResponseBody extends Readable {
   ended = false
-  constructor (private readonly controller: Controller, private readonly exchange: ForwardExchange) { super() }
+  constructor (private readonly controller: Controller, private readonly exchange: ForwardExchange) {
+    super()
+    // Its failure reaches whoever reads it; a body nobody reads (an onSend
+    // hook replaced it) must not take the process down when the upstream fails.
+    this.on('error', () => {})
+  }
 
   override _read (): void { this.controller.resume() }
 
@@ -63,9 +68,9 @@ export abstract class ForwardExchange implements Handler {
    * Starts the exchange on `dispatcher`; with `client`, cancelled when that
    * client leaves. On HTTP/1 its connection is watched, by one listener
    * however many exchanges the connection carries (pipelined ones too); on
-   * HTTP/2 its response. A client that left already, while an async hook
-   * ran, has no close to come: it is gone at once, and its request is never
-   * sent.
+   * HTTP/2 (and under `inject`, whose socket is a stand-in) its response. A
+   * client that left already, while an async hook ran, has no close to come:
+   * it is gone at once, and its request is never sent.
    */
   start (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, client?: Client): void {
     this.client = client
@@ -78,9 +83,20 @@ export abstract class ForwardExchange implements Handler {
     if (h2 ? (res as Http2ServerResponse).stream.destroyed : req.socket.destroyed) this.clientGone()
     dispatcher.dispatch(opts, this)
     if (this.done) return
-    if (!h2) this.watchConnection(req.socket)
+    if (!h2 && req.socket instanceof Socket) this.watchConnection(req.socket)
     // Not by writableFinished: a stream the client reset reads as finished.
-    else res.once('close', () => { this.clientGone() })
+    else res.once('close', () => { this.closed() })
+  }
+
+  /**
+   * The client's connection or response closed while the exchange ran. A
+   * response the gateway had ended went without the rest of this body (an
+   * onSend hook replaced it): the exchange is not wanted, and its client did
+   * not leave.
+   */
+  private closed (): void {
+    if (this.client!.res.writableEnded) this.cancel(new ClientAbortError('the response to the client ended without the rest of the upstream body'))
+    else this.clientGone()
   }
 
   /**
@@ -90,10 +106,16 @@ export abstract class ForwardExchange implements Handler {
    */
   clientGone (): void {
     if (this.done) return
+    this.client?.onGone()
+    this.cancel(clientLeft())
+  }
+
+  /** Ends the exchange, and the upstream's side of it as the client's doing (never retried, never an upstream error). */
+  private cancel (reason: ClientAbortError): void {
+    if (this.done) return
     this.end()
     this.handedOver = true
-    this.client?.onGone()
-    this.controller?.abort(clientLeft())
+    this.controller?.abort(reason)
   }
 
   onRequestStart (controller: Controller): void {
@@ -135,7 +157,18 @@ export abstract class ForwardExchange implements Handler {
     let inFlight = client[kInFlight]
     if (inFlight === undefined) {
       const exchanges = inFlight = client[kInFlight] = new Set()
-      socket.once('close', () => { for (const exchange of exchanges) exchange.clientGone() })
+      socket.once('close', () => {
+        // Each exchange is cancelled, even if another's cancelling throws.
+        let failure: unknown
+        for (const exchange of exchanges) {
+          try {
+            exchange.closed()
+          } catch (err) {
+            failure ??= err
+          }
+        }
+        if (failure !== undefined) throw failure
+      })
     }
     inFlight.add(this)
     this.inFlight = inFlight
