@@ -157,18 +157,7 @@ export abstract class ForwardExchange implements Handler {
     let inFlight = client[kInFlight]
     if (inFlight === undefined) {
       const exchanges = inFlight = client[kInFlight] = new Set()
-      socket.once('close', () => {
-        // Each exchange is cancelled, even if another's cancelling throws.
-        let failure: unknown
-        for (const exchange of exchanges) {
-          try {
-            exchange.closed()
-          } catch (err) {
-            failure ??= err
-          }
-        }
-        if (failure !== undefined) throw failure
-      })
+      socket.once('close', () => { for (const exchange of exchanges) exchange.closed() })
     }
     inFlight.add(this)
     this.inFlight = inFlight
